@@ -1,0 +1,215 @@
+//! Local state: one SQLite database (`<root>/berth.db`, WAL mode) shared by every berth process.
+//!
+//! Every read-modify-write is one transaction ([`Store::write`]), so many CLI processes and
+//! monitors can run at once. The schema holds images, containers and, from the start, the
+//! networks, endpoints and IPAM allocations the network drivers need (see shared/DESIGN.md,
+//! "Storage"). Domain crates own their queries; this crate owns the schema and the connection.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use rusqlite;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or migrated.
+    #[error("cannot open the state database {path}: {source}")]
+    Open {
+        /// Path of `berth.db`.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A query failed.
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The root directory could not be created.
+    #[error("cannot create the state directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Schema version written to `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS images (
+    id       TEXT PRIMARY KEY,          -- "sha256:<hex>" digest of the image config
+    config   TEXT NOT NULL,             -- OCI image config JSON
+    layers   TEXT NOT NULL,             -- JSON array of diff_ids, base layer first
+    size     INTEGER NOT NULL,          -- unpacked size in bytes
+    created  TEXT NOT NULL              -- RFC 3339
+);
+CREATE TABLE IF NOT EXISTS image_tags (
+    name     TEXT PRIMARY KEY,          -- normalised "repo:tag"
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS layers (
+    diff_id  TEXT PRIMARY KEY,          -- "sha256:<hex>" of the uncompressed tar
+    size     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS containers (
+    id       TEXT PRIMARY KEY,          -- 64 hex characters
+    name     TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    config   TEXT NOT NULL,             -- JSON, engine's ContainerConfig
+    state    TEXT NOT NULL,             -- JSON, engine's ContainerState
+    created  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS networks (
+    id       TEXT PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    driver   TEXT NOT NULL,
+    config   TEXT NOT NULL,             -- JSON, net's NetworkState
+    created  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    id           TEXT PRIMARY KEY,
+    network_id   TEXT NOT NULL REFERENCES networks(id),
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    config       TEXT NOT NULL          -- JSON, net's EndpointState
+);
+CREATE TABLE IF NOT EXISTS ipam_allocations (
+    network_id  TEXT NOT NULL REFERENCES networks(id),
+    address     TEXT NOT NULL,
+    endpoint_id TEXT REFERENCES endpoints(id) ON DELETE CASCADE,
+    PRIMARY KEY (network_id, address)
+);
+"#;
+
+/// A handle on `<root>/berth.db`. Cheap to open; one per process is enough.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database under `root`, in WAL mode with a 10 s busy
+    /// timeout so concurrent berth processes wait for each other instead of failing.
+    ///
+    /// Errors: [`StoreError::Dir`] if `root` cannot be created, [`StoreError::Open`] if the
+    /// file cannot be opened or the schema applied.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(root).map_err(|source| StoreError::Dir {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        let path = root.join("berth.db");
+        let open = || -> Result<Connection, rusqlite::Error> {
+            let conn = Connection::open(&path)?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version < SCHEMA_VERSION {
+                let tx = conn.unchecked_transaction()?;
+                tx.execute_batch(SCHEMA)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                tx.commit()?;
+            }
+            Ok(conn)
+        };
+        let conn = open().map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            conn,
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The state root this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The connection, for reads (each statement sees a consistent snapshot).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction: it takes the write lock up front, so
+    /// a read-modify-write can never interleave with another process's. Commits when `f`
+    /// returns `Ok`, rolls back otherwise.
+    pub fn write<T, E>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<rusqlite::Error>,
+    {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_writers_serialise() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        Store::open(&root).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    let mut s = Store::open(&root).unwrap();
+                    s.write(|tx| -> Result<(), rusqlite::Error> {
+                        let n: i64 =
+                            tx.query_row("SELECT COUNT(*) FROM layers", [], |r| r.get(0))?;
+                        tx.execute(
+                            "INSERT INTO layers(diff_id, size) VALUES (?1, ?2)",
+                            rusqlite::params![format!("sha256:{i}"), n],
+                        )?;
+                        Ok(())
+                    })
+                    .unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = Store::open(&root).unwrap();
+        let mut sizes: Vec<i64> = s
+            .conn()
+            .prepare("SELECT size FROM layers ORDER BY size")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        sizes.dedup();
+        // Each writer saw every earlier commit: sizes are 0..8 with no repeats.
+        assert_eq!(sizes, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn rollback_on_error_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let r: Result<(), rusqlite::Error> = s.write(|tx| {
+            tx.execute("INSERT INTO layers(diff_id, size) VALUES ('sha256:a', 1)", [])?;
+            Err(rusqlite::Error::QueryReturnedNoRows)
+        });
+        assert!(r.is_err());
+        let n: i64 = s
+            .conn()
+            .query_row("SELECT COUNT(*) FROM layers", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}

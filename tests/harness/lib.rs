@@ -1,0 +1,1 @@
+//! Sandbox-host harness for the end-to-end suites.
