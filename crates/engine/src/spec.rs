@@ -1,0 +1,1 @@
+//! OCI runtime spec (config.json) generation.
