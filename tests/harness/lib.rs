@@ -1,1 +1,63 @@
 //! Sandbox-host harness for the end-to-end suites.
+//!
+//! Every test builds its own [`SandboxHost`]: a throwaway network namespace plus fresh
+//! `--root`/`--runroot` directories, in which the real `berth` binary runs (entered with
+//! `nsenter --net`, never `ip netns exec`, which would remount `/sys` for the OCI runtime).
+//! Dropping the host removes every container, then fails the test if anything leaked:
+//! processes in the host's containers' cgroups or namespace, mounts under its directories,
+//! cgroup directories, or the namespace itself. Fixture images are built once per
+//! `cargo test` run by `tests/fixtures/build-image.sh` ([`fixture_images`]).
+
+mod client;
+mod command;
+mod fixtures;
+mod leaks;
+mod malicious;
+mod netns;
+mod sandbox;
+mod teardown;
+mod wait;
+
+pub use client::Client;
+pub use command::{run_with_timeout, Background, Outcome};
+pub use fixtures::{fixture_images, Fixtures};
+pub use malicious::{escaping_archive, Escape};
+pub use netns::Netns;
+pub use sandbox::{berth_binary, parse_addrs, SandboxHost};
+pub use wait::wait_until;
+
+/// Prints `SKIP: reason` and returns from the calling test: for tests that cannot run here
+/// (not root, a kernel feature or tool missing). Never a silent pass.
+#[macro_export]
+macro_rules! skip {
+    ($($reason:tt)+) => {{
+        println!("SKIP: {}", format!($($reason)+));
+        eprintln!("SKIP: {}", format!($($reason)+));
+        return;
+    }};
+}
+
+/// Skips the calling test unless it runs as root (namespaces, mounts and runc need it).
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !nix::unistd::geteuid().is_root() {
+            $crate::skip!("end-to-end tests need root (namespaces, mounts, runc)");
+        }
+    };
+}
+
+/// Returns true when the current process runs as root.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A fresh random hex suffix of `len` characters (at most 16), for names of namespaces,
+/// interfaces and containers that must not collide with parallel tests.
+pub fn random_suffix(len: usize) -> String {
+    let n: u64 = rand::random();
+    format!("{n:016x}")[..len.min(16)].to_string()
+}
+
+#[cfg(test)]
+mod selftest;
