@@ -12,6 +12,7 @@ mod client;
 mod command;
 mod fixtures;
 mod leaks;
+mod listen;
 mod malicious;
 mod netns;
 mod sandbox;
@@ -21,6 +22,7 @@ mod wait;
 pub use client::Client;
 pub use command::{run_with_timeout, Background, Outcome};
 pub use fixtures::{fixture_images, Fixtures};
+pub use listen::{shell_quote, Proto};
 pub use malicious::{escaping_archive, Escape};
 pub use netns::Netns;
 pub use sandbox::{berth_binary, parse_addrs, SandboxHost};
@@ -41,7 +43,7 @@ macro_rules! skip {
 #[macro_export]
 macro_rules! require_root {
     () => {
-        if !nix::unistd::geteuid().is_root() {
+        if !$crate::is_root() {
             $crate::skip!("end-to-end tests need root (namespaces, mounts, runc)");
         }
     };

@@ -159,6 +159,36 @@ impl SandboxHost {
         Client::new(self.netns.name(), subnet).unwrap_or_else(|e| panic!("client netns: {e:#}"))
     }
 
+    /// Loads the fixture docker-archive (`web:latest`); panics unless berth says
+    /// `Loaded image: web:latest`.
+    pub fn load_web(&self) {
+        let archive = crate::fixture_images()
+            .docker_archive
+            .to_str()
+            .expect("utf-8 path");
+        let out = self.cli(&["load", "-i", archive]).ok();
+        assert!(
+            out.contains("Loaded image: web:latest"),
+            "load printed: {out}"
+        );
+    }
+
+    /// A sandbox host with `web:latest` already loaded.
+    pub fn with_web() -> Self {
+        let host = Self::new();
+        host.load_web();
+        host
+    }
+
+    /// Pids of live processes whose command line names this host's `--root` (the berth CLI
+    /// processes and the container monitors it started), excluding the caller.
+    pub fn berth_processes(&self) -> Vec<(u32, String)> {
+        crate::leaks::processes(&[], None, &[self.root()])
+            .into_iter()
+            .map(|p| (p.pid as u32, p.why))
+            .collect()
+    }
+
     /// `berth inspect NAME` parsed, first element. Panics if the command fails.
     pub fn inspect(&self, name: &str) -> serde_json::Value {
         let text = self.cli(&["inspect", name]).ok();
