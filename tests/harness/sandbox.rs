@@ -67,7 +67,11 @@ impl SandboxHost {
     /// Creates netns `berth-t-<random>` (lo up) and fresh root/runroot directories.
     /// Panics if the berth binary is missing or the namespace cannot be made.
     pub fn new() -> Self {
-        let bin = berth_binary();
+        Self::with_binary(berth_binary())
+    }
+
+    /// Like [`Self::new`] with an explicit binary (another build, or a fake in harness tests).
+    pub fn with_binary(bin: PathBuf) -> Self {
         let base = scratch_base();
         let root = tempfile::Builder::new()
             .prefix("berth-root-")

@@ -112,3 +112,49 @@ fn names(archive: &Path) -> Vec<String> {
         .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
         .collect()
 }
+
+/// A stand-in for berth: `leak` starts a detached sleep in the sandbox netns and mounts a
+/// tmpfs under the runroot, exactly what a buggy engine could leave behind.
+const FAKE_BERTH: &str = r#"#!/bin/sh
+root=$2 runroot=$4
+shift 4
+case "$1" in
+  ps) exit 0 ;;
+  leak)
+    setsid sleep 300 </dev/null >/dev/null 2>&1 &
+    echo "$!" > "$root/leaked.pid"
+    mkdir -p "$runroot/m" && mount -t tmpfs berth-test "$runroot/m" ;;
+  *) echo "berth: unknown command $1" >&2; exit 125 ;;
+esac
+"#;
+
+#[test]
+fn teardown_fails_on_leaks_and_still_cleans_them() {
+    use std::os::unix::fs::PermissionsExt;
+    if !crate::is_root() {
+        crate::skip!("needs root");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("berth");
+    std::fs::write(&fake, FAKE_BERTH).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let host = crate::SandboxHost::with_binary(fake);
+    host.cli(&["leak"]).ok();
+    let pid = std::fs::read_to_string(host.root().join("leaked.pid")).unwrap();
+    let mount = host.runroot().join("m");
+    let ns = host.netns().path();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(host)));
+    let msg = caught.expect_err("leaks must fail the test");
+    let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        msg.contains(&format!("leaked process {}", pid.trim())),
+        "{msg}"
+    );
+    assert!(msg.contains("leaked mount"), "{msg}");
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "leaked sleep not killed"
+    );
+    assert!(!mount.exists(), "tmpfs not unmounted / dirs not removed");
+    assert!(!ns.exists(), "netns not deleted");
+}
