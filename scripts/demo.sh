@@ -22,8 +22,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-cargo build --release --bin berth
-berth_bin=$PWD/target/release/berth
+# BERTH_BIN overrides the binary (e.g. a debug build); otherwise build the release one.
+if [ -n "${BERTH_BIN:-}" ]; then
+    berth_bin=$(realpath "$BERTH_BIN")
+else
+    cargo build --release --bin berth
+    berth_bin=$PWD/target/release/berth
+fi
 
 work=$(mktemp -d /var/tmp/berth-demo.XXXXXX)
 suffix=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -34,7 +39,7 @@ b() { nsenter --net="/run/netns/$hostns" "$berth_bin" --root "$work/root" --runr
 in_host() { nsenter --net="/run/netns/$hostns" "$@"; }
 in_client() { nsenter --net="/run/netns/$clientns" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ berth %s\n' "$*"; b "$@"; }
+show() { printf '$ berth %s\n' "$*"; b "$@" || fail "berth $* exited $?"; }
 fail() { printf '\ndemo: FAILED: %s\n' "$*" >&2; exit 1; }
 
 cleanup() {
