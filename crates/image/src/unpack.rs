@@ -142,8 +142,15 @@ struct EntryPath {
     name: Option<OsString>,
 }
 
-/// Cleans `raw` lexically. `..` may only cancel an earlier component.
+/// Cleans `raw` lexically. `..` may only cancel an earlier component. An absolute path is
+/// refused, except `/` alone: umoci writes the layer root itself as `/`.
 fn clean(raw: &Path) -> Result<Vec<OsString>, CleanError> {
+    if raw
+        .components()
+        .all(|c| matches!(c, Component::RootDir | Component::CurDir))
+    {
+        return Ok(Vec::new());
+    }
     let mut out: Vec<OsString> = Vec::new();
     for comp in raw.components() {
         match comp {
