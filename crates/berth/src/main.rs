@@ -1,1 +1,82 @@
-fn main() {}
+//! `berth`: the command-line interface. Parses Docker-compatible flags with clap, opens the
+//! engine, runs one command, prints tables or JSON, and exits with Docker's codes
+//! (125 engine error, 126 cannot invoke, 127 command not found, else the container's own).
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use berth_engine::{Engine, EngineError};
+
+/// A container engine built around Docker's network model.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, disable_help_subcommand = true)]
+struct Cli {
+    /// Persistent state: SQLite database, images, container bundles and logs.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth"
+    )]
+    root: PathBuf,
+    /// Runtime state: netns bind mounts, monitor sockets, runtime state.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_RUNROOT",
+        default_value = "/run/berth"
+    )]
+    runroot: PathBuf,
+    /// OCI runtime: runc (default), crun, youki, or a path.
+    #[arg(long, global = true, env = "BERTH_RUNTIME", default_value = "runc")]
+    runtime: String,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, global = true, default_value = "warn")]
+    log_level: String,
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+/// What a command returns: the process exit code.
+type CmdResult = Result<i32, anyhow::Error>;
+
+fn main() -> ExitCode {
+    // Docker exits 125 on flag errors, not clap's 2.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => 125,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            e.downcast_ref::<EngineError>()
+                .map(EngineError::exit_code)
+                .unwrap_or(125)
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(125))
+}
+
+fn run(cli: Cli) -> CmdResult {
+    let engine = Engine::open(&cli.root, &cli.runroot, &cli.runtime)?;
+    cmd::dispatch(engine, cli.command)
+}

@@ -1,0 +1,252 @@
+//! What the user asked for when creating a container: validated, persisted as JSON in the
+//! `containers.config` column. Parsing of CLI strings into these types happens here, at the edge.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors of parsing container options.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A container name broke Docker's rule.
+    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least 2 characters")]
+    Name(String),
+    /// A restart policy string was not understood.
+    #[error(
+        "invalid restart policy {0:?}: use no, on-failure[:MAX-RETRIES], always or unless-stopped"
+    )]
+    Restart(String),
+    /// `-e` / `--env-file` entry without a usable name.
+    #[error("invalid environment variable {0:?}: use NAME=VALUE or NAME")]
+    Env(String),
+}
+
+/// A container name, valid by Docker's rule `[a-zA-Z0-9][a-zA-Z0-9_.-]+`
+/// (moby `daemon/names/names.go`). A leading `/` (Docker's inspect form) is accepted and dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ContainerName(String);
+
+impl ContainerName {
+    /// The name as a string, without a leading `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ContainerName {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let name = s.strip_prefix('/').unwrap_or(s);
+        let mut chars = name.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let rest_ok = name.len() >= 2
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if first_ok && rest_ok {
+            Ok(Self(name.to_string()))
+        } else {
+            Err(ConfigError::Name(s.to_string()))
+        }
+    }
+}
+
+impl TryFrom<String> for ContainerName {
+    type Error = ConfigError;
+    fn try_from(s: String) -> Result<Self, ConfigError> {
+        s.parse()
+    }
+}
+
+impl From<ContainerName> for String {
+    fn from(n: ContainerName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for ContainerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Docker's restart policies (`--restart`), Docker docs "Start containers automatically".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "Name", content = "MaximumRetryCount", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never restart (the default).
+    #[default]
+    No,
+    /// Restart when the exit code is non-zero, at most `max` times (0 = unlimited).
+    OnFailure(u32),
+    /// Always restart, unless stopped by the user.
+    Always,
+    /// Like `always`; differs only in that a user stop survives an engine restart.
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Docker's policy name (`no`, `on-failure`, `always`, `unless-stopped`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::No => "no",
+            Self::OnFailure(_) => "on-failure",
+            Self::Always => "always",
+            Self::UnlessStopped => "unless-stopped",
+        }
+    }
+
+    /// The retry limit (0 = none), as Docker's `MaximumRetryCount`.
+    pub fn max_retries(&self) -> u32 {
+        match self {
+            Self::OnFailure(n) => *n,
+            _ => 0,
+        }
+    }
+
+    /// Whether a container that exited with `exit_code` after `restarts` restarts should
+    /// start again. `user_stopped` is true after `stop`/`kill`/`rm -f`.
+    pub fn should_restart(&self, exit_code: i32, restarts: u32, user_stopped: bool) -> bool {
+        if user_stopped {
+            return false;
+        }
+        match self {
+            Self::No => false,
+            Self::OnFailure(max) => exit_code != 0 && (*max == 0 || restarts < *max),
+            Self::Always | Self::UnlessStopped => true,
+        }
+    }
+}
+
+impl FromStr for RestartPolicy {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::Restart(s.to_string());
+        match s.split_once(':') {
+            None => match s {
+                "" | "no" => Ok(Self::No),
+                "on-failure" => Ok(Self::OnFailure(0)),
+                "always" => Ok(Self::Always),
+                "unless-stopped" => Ok(Self::UnlessStopped),
+                _ => Err(bad()),
+            },
+            Some(("on-failure", n)) => n.parse().map(Self::OnFailure).map_err(|_| bad()),
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+/// Everything `create`/`run` was told, after validation. Persisted as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    /// The image reference as the user typed it (shown by `ps`).
+    pub image: String,
+    /// `--entrypoint`, overriding the image's (`Some(vec![])` clears it).
+    pub entrypoint: Option<Vec<String>>,
+    /// Command after the image name; empty means the image's Cmd.
+    pub cmd: Vec<String>,
+    /// `-e`/`--env-file` entries, `NAME=VALUE`, in order.
+    pub env: Vec<String>,
+    /// `-w`.
+    pub working_dir: Option<String>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub open_stdin: bool,
+    /// `--expose` ports, `PORT/PROTO`.
+    pub expose: Vec<String>,
+    /// `--cap-add`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`.
+    pub cap_drop: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--restart`.
+    pub restart: RestartPolicy,
+    /// `--net/--network`, Docker's syntax (`none`, `host`, `container:NAME`).
+    pub network: String,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `--skip-port-check`.
+    pub skip_port_check: bool,
+}
+
+/// Parses `-e` values: `NAME=VALUE` is kept, a bare `NAME` takes the value from `lookup`
+/// (Docker reads the CLI's environment) and is dropped when unset.
+pub fn parse_env(
+    items: &[String],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for item in items {
+        let name = item.split('=').next().unwrap_or_default();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(ConfigError::Env(item.clone()));
+        }
+        if item.contains('=') {
+            out.push(item.clone());
+        } else if let Some(v) = lookup(item) {
+            out.push(format!("{item}={v}"));
+        }
+    }
+    Ok(out)
+}
+
+/// Parses an `--env-file`: one `NAME=VALUE` or `NAME` per line, `#` comments and blank
+/// lines skipped (Docker's format; no quotes processing).
+pub fn parse_env_file(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.trim_start())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_docker_rule() {
+        for ok in ["web1", "a.b-c_d", "/web", "9x"] {
+            assert!(ok.parse::<ContainerName>().is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "-web", "we b", "web/1", "_x", "wéb"] {
+            assert!(bad.parse::<ContainerName>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn restart_policies_parse_and_decide() {
+        assert_eq!("no".parse::<RestartPolicy>().unwrap(), RestartPolicy::No);
+        assert_eq!(
+            "on-failure:3".parse::<RestartPolicy>().unwrap(),
+            RestartPolicy::OnFailure(3)
+        );
+        assert!("on-failure:x".parse::<RestartPolicy>().is_err());
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        let p = RestartPolicy::OnFailure(2);
+        assert!(p.should_restart(1, 0, false));
+        assert!(p.should_restart(1, 1, false));
+        assert!(!p.should_restart(1, 2, false));
+        assert!(!p.should_restart(0, 0, false));
+        assert!(RestartPolicy::Always.should_restart(0, 100, false));
+        assert!(!RestartPolicy::Always.should_restart(0, 0, true));
+        assert!(!RestartPolicy::No.should_restart(1, 0, false));
+    }
+
+    #[test]
+    fn env_parsing() {
+        let got = parse_env(&["A=1".into(), "B".into(), "C".into()], |k| {
+            (k == "B").then(|| "2".to_string())
+        })
+        .unwrap();
+        assert_eq!(got, vec!["A=1", "B=2"]);
+        assert!(parse_env(&["=x".into()], |_| None).is_err());
+        assert_eq!(parse_env_file("# c\nA=1\n\n B=2\n"), vec!["A=1", "B=2"]);
+    }
+}

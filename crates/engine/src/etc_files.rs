@@ -1,0 +1,96 @@
+//! The `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` berth writes for a container and
+//! bind-mounts over the image's (Docker's behaviour: the container may edit its copies, the
+//! host's files are never touched).
+
+use std::path::{Path, PathBuf};
+
+use crate::EngineError;
+
+/// The three files of one container, under its container dir.
+#[derive(Debug, Clone)]
+pub struct EtcPaths {
+    /// `hosts`.
+    pub hosts: PathBuf,
+    /// `hostname`.
+    pub hostname: PathBuf,
+    /// `resolv.conf`.
+    pub resolv_conf: PathBuf,
+}
+
+impl EtcPaths {
+    /// The paths inside `dir`.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            hosts: dir.join("hosts"),
+            hostname: dir.join("hostname"),
+            resolv_conf: dir.join("resolv.conf"),
+        }
+    }
+}
+
+/// The host's hostname (from the UTS namespace berth runs in).
+pub fn host_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Loopback entries every container gets (as Docker's `etchosts.Build`).
+const LOOPBACK_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+/// Writes the files for a container that has its own network namespace (`none`):
+/// loopback entries, and `hostname` mapped to 127.0.1.1 so the name resolves without a network;
+/// resolv.conf copied from the host's (it is unused without a network, as in Docker).
+pub fn write_isolated(dir: &Path, hostname: &str) -> Result<EtcPaths, EngineError> {
+    let p = EtcPaths::in_dir(dir);
+    write(
+        &p.hosts,
+        &format!("{LOOPBACK_HOSTS}127.0.1.1\t{hostname}\n"),
+    )?;
+    write(&p.hostname, &format!("{hostname}\n"))?;
+    write(&p.resolv_conf, &host_file("/etc/resolv.conf"))?;
+    Ok(p)
+}
+
+/// Writes copies of the host's files for a `--net host` container (Docker gives such a
+/// container the host's /etc/hosts and /etc/resolv.conf).
+pub fn write_host(dir: &Path, hostname: &str) -> Result<EtcPaths, EngineError> {
+    let p = EtcPaths::in_dir(dir);
+    let hosts = host_file("/etc/hosts");
+    write(
+        &p.hosts,
+        if hosts.is_empty() {
+            LOOPBACK_HOSTS
+        } else {
+            &hosts
+        },
+    )?;
+    write(&p.hostname, &format!("{hostname}\n"))?;
+    write(&p.resolv_conf, &host_file("/etc/resolv.conf"))?;
+    Ok(p)
+}
+
+fn host_file(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn write(path: &Path, text: &str) -> Result<(), EngineError> {
+    std::fs::write(path, text).map_err(|e| EngineError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isolated_hosts_name_the_container() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write_isolated(d.path(), "abc123").unwrap();
+        let hosts = std::fs::read_to_string(p.hosts).unwrap();
+        assert!(hosts.contains("127.0.0.1\tlocalhost"));
+        assert!(hosts.contains("abc123"));
+        assert_eq!(std::fs::read_to_string(p.hostname).unwrap(), "abc123\n");
+    }
+}

@@ -1,0 +1,100 @@
+//! `inspect` and `ps` data in Docker's shapes (Docker Engine API, `ContainerJSON`).
+
+use serde_json::{json, Value};
+
+use berth_net::hostport::HostPortLabel;
+
+use crate::state::{Container, Status};
+use crate::Engine;
+
+fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+}
+
+impl Engine {
+    /// The `inspect` document of one container.
+    pub fn inspect(&self, c: &Container) -> Value {
+        let s = &c.state;
+        let cfg = &c.config;
+        let image = self.image_config(&c.image_id).ok();
+        let image_cfg = image
+            .as_ref()
+            .and_then(|i| i.config().clone())
+            .unwrap_or_default();
+        let mut exposed = serde_json::Map::new();
+        if let Ok(ports) = self.declared_ports(c) {
+            for p in ports {
+                exposed.insert(p.to_string(), json!({}));
+            }
+        }
+        let mut ports = serde_json::Map::new();
+        for l in self.host_listeners(c) {
+            let key = format!("{}/{}", l.port, l.proto);
+            let entry = ports.entry(key).or_insert_with(|| json!([]));
+            if let Some(a) = entry.as_array_mut() {
+                a.push(json!({"HostIp": l.addr.to_string(), "HostPort": l.port.to_string()}));
+            }
+        }
+        let process = crate::bundle::merge_process(&image_cfg, cfg).ok();
+        json!({
+            "Id": c.id,
+            "Created": time(Some(c.created)),
+            "Path": process.as_ref().and_then(|p| p.args.first().cloned()).unwrap_or_default(),
+            "Args": process.as_ref().map(|p| p.args[1..].to_vec()).unwrap_or_default(),
+            "State": {
+                "Status": s.status.as_str(),
+                "Running": s.status == Status::Running,
+                "Paused": false,
+                "Restarting": s.status == Status::Restarting,
+                "OOMKilled": false,
+                "Dead": false,
+                "Pid": s.pid,
+                "ExitCode": s.exit_code,
+                "Error": s.error,
+                "StartedAt": time(s.started_at),
+                "FinishedAt": time(s.finished_at),
+            },
+            "Image": c.image_id,
+            "Name": format!("/{}", c.name),
+            "RestartCount": s.restart_count,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "LogPath": self.paths.log_file(&c.id),
+            "HostConfig": {
+                "NetworkMode": cfg.network,
+                "RestartPolicy": {"Name": cfg.restart.name(), "MaximumRetryCount": cfg.restart.max_retries()},
+                "AutoRemove": cfg.auto_remove,
+                "CapAdd": cfg.cap_add,
+                "CapDrop": cfg.cap_drop,
+                "Privileged": cfg.privileged,
+            },
+            "Config": {
+                "Hostname": cfg.hostname.clone().unwrap_or_else(|| c.id[..12].to_string()),
+                "User": cfg.user.clone().unwrap_or_default(),
+                "Tty": cfg.tty,
+                "OpenStdin": cfg.open_stdin,
+                "Env": process.as_ref().map(|p| p.env.clone()).unwrap_or_default(),
+                "Cmd": if cfg.cmd.is_empty() { image_cfg.cmd().clone().unwrap_or_default() } else { cfg.cmd.clone() },
+                "Entrypoint": cfg.entrypoint.clone().or_else(|| image_cfg.entrypoint().clone()),
+                "Image": cfg.image,
+                "WorkingDir": process.as_ref().map(|p| p.cwd.clone()).unwrap_or_default(),
+                "ExposedPorts": exposed,
+            },
+            "NetworkSettings": {
+                "SandboxKey": s.sandbox_key,
+                "Ports": ports,
+                "Networks": {},
+            },
+        })
+    }
+
+    /// The PORTS column of `ps` for one container.
+    pub fn ports_column(&self, c: &Container) -> String {
+        self.host_listeners(c)
+            .iter()
+            .map(|l| HostPortLabel(l).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

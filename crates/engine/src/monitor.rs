@@ -1,0 +1,495 @@
+//! The monitor: one detached process per running container (berth re-executed as the hidden
+//! `__monitor` command, like conmon). It is a child subreaper (prctl(2)
+//! `PR_SET_CHILD_SUBREAPER`), so the container's init becomes its child once the runtime's
+//! `create` returns; it owns the container's stdio and log, serves attach clients, waits for
+//! the exit, records it, applies the restart policy (Docker's back-off: 100 ms doubling to
+//! 1 min, reset after 10 s of running) and tears the sandbox and rootfs down at the end.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::Stdio;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::attach::{self, FrameKind};
+use crate::logs::LogWriter;
+use crate::state::{self, Status};
+use crate::{Engine, EngineError};
+
+/// Back-off bounds (moby `restartmanager`: 100 ms initial, doubling, 1 min max, reset after
+/// a run of 10 s).
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
+
+/// Entry point of `berth __monitor`. `ready_fd` is the pipe the starting CLI reads
+/// (`created`, `started`, or `error CODE MESSAGE`). Returns the process exit code.
+pub fn main(engine: Engine, id: &str, attach_first: bool, ready_fd: RawFd) -> i32 {
+    // SAFETY: the starting CLI passed this fd number on our command line; it is open, ours
+    // alone, and wrapped exactly once here.
+    let ready = unsafe { File::from_raw_fd(ready_fd) };
+    let _ = fcntl(ready.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    let _ = nix::unistd::setsid();
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!(%e, "cannot become a child subreaper");
+    }
+    let mut m = Monitor {
+        engine,
+        id: id.to_string(),
+        ready: Some(ready),
+        hub: Arc::new(Hub::default()),
+        first_client: None,
+    };
+    let code = match m.prepare() {
+        Ok(prepared) => {
+            m.serve(&prepared, attach_first);
+            0
+        }
+        Err(e) => {
+            m.report_error(&e);
+            1
+        }
+    };
+    m.teardown();
+    code
+}
+
+struct Monitor {
+    engine: Engine,
+    id: String,
+    ready: Option<File>,
+    hub: Arc<Hub>,
+    first_client: Option<mpsc::Receiver<()>>,
+}
+
+/// The attach clients and the container's stdin end, shared with the acceptor and pumps.
+#[derive(Default)]
+struct Hub {
+    clients: Mutex<Vec<UnixStream>>,
+    stdin: Mutex<Option<OwnedFd>>,
+    tty: Mutex<bool>,
+}
+
+impl Hub {
+    fn broadcast(&self, kind: FrameKind, data: &[u8]) {
+        let mut clients = self.clients.lock().expect("hub lock");
+        clients.retain_mut(|c| attach::write_frame(c, kind, data).is_ok());
+    }
+}
+
+/// What one run of the container needs, computed once per monitor.
+pub struct Prepared {
+    stdin: bool,
+    tty: bool,
+}
+
+impl Monitor {
+    fn say(&mut self, line: &str) {
+        if let Some(r) = self.ready.as_mut() {
+            let _ = writeln!(r, "{line}");
+        }
+    }
+
+    fn report_error(&mut self, e: &EngineError) {
+        let msg = e.to_string().replace('\n', " ");
+        tracing::error!(id = %self.id, error = %msg, "container did not start");
+        let code = e.exit_code();
+        let _ = state::update_state(&mut self.engine.store, &self.id, |s| {
+            s.error = msg.clone();
+            if s.status != Status::Exited {
+                s.exit_code = if code == 125 { 128 } else { code };
+            }
+        });
+        self.say(&format!("error {code} {msg}"));
+        self.ready = None;
+    }
+
+    /// Records the monitor, then builds the bundle: rootfs, sandbox, etc files, config.json.
+    fn prepare(&mut self) -> Result<Prepared, EngineError> {
+        let me = std::process::id() as i32;
+        let start = crate::reconcile::process_start_time(me).unwrap_or(0);
+        state::update_state(&mut self.engine.store, &self.id, |s| {
+            s.monitor_pid = me;
+            s.monitor_start = start;
+        })?;
+        let c = self.engine.container(&self.id)?;
+        std::fs::create_dir_all(self.engine.paths.run_dir(&self.id))
+            .map_err(|e| EngineError::io(&self.engine.paths.run_dir(&self.id), e))?;
+        let bundle = crate::bundle::write_bundle(&mut self.engine, &c)?;
+        state::update_state(&mut self.engine.store, &self.id, |s| {
+            s.sandbox_key = bundle.sandbox_key.clone();
+        })?;
+        *self.hub.tty.lock().expect("hub lock") = c.config.tty;
+        Ok(Prepared {
+            stdin: c.config.open_stdin,
+            tty: c.config.tty,
+        })
+    }
+
+    fn serve(&mut self, p: &Prepared, attach_first: bool) {
+        let sock = self.engine.paths.attach_socket(&self.id);
+        let _ = std::fs::remove_file(&sock);
+        let listener = match UnixListener::bind(&sock) {
+            Ok(l) => l,
+            Err(e) => {
+                self.report_error(&EngineError::io(&sock, e));
+                return;
+            }
+        };
+        let (tx, rx) = mpsc::channel();
+        self.first_client = Some(rx);
+        let hub = Arc::clone(&self.hub);
+        std::thread::spawn(move || accept_loop(listener, hub, tx));
+        let mut backoff = BACKOFF_START;
+        let mut first = true;
+        loop {
+            let started = Instant::now();
+            let code = match self.run_once(p, first && attach_first) {
+                Ok(code) => code,
+                Err(e) => {
+                    if first {
+                        self.report_error(&e);
+                    } else {
+                        let msg = e.to_string();
+                        let _ = state::update_state(&mut self.engine.store, &self.id, |s| {
+                            s.error = msg;
+                            s.status = Status::Exited;
+                        });
+                    }
+                    return;
+                }
+            };
+            first = false;
+            if !self.decide_restart(code) {
+                return;
+            }
+            if started.elapsed() >= BACKOFF_RESET_AFTER {
+                backoff = BACKOFF_START;
+            }
+            if !self.sleep_unless_stopped(backoff) {
+                return;
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// One create → start → wait → delete cycle. Returns the exit code.
+    fn run_once(&mut self, p: &Prepared, wait_for_client: bool) -> Result<i32, EngineError> {
+        let rt = self.engine.runtime.clone();
+        let _ = rt.delete(&self.id);
+        let dir = self.engine.paths.container_dir(&self.id);
+        let pid_file = self.engine.paths.pid_file(&self.id);
+        let _ = std::fs::remove_file(&pid_file);
+        let io = ContainerIo::new(p, &self.engine.paths.console_socket(&self.id))?;
+        rt.create(
+            &self.id,
+            &dir,
+            io.console_path.as_deref(),
+            &pid_file,
+            io.stdio()?,
+        )?;
+        let io = io.after_create()?;
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| EngineError::Monitor("the runtime wrote no init pid".into()))?;
+        if let Some(fd) = io.client_stdin {
+            *self.hub.stdin.lock().expect("hub lock") = Some(fd);
+        }
+        if wait_for_client {
+            self.say("created");
+            if let Some(rx) = &self.first_client {
+                let _ = rx.recv_timeout(Duration::from_secs(60));
+            }
+        }
+        if let Err(e) = rt.start(&self.id) {
+            let _ = rt.delete(&self.id);
+            return Err(e);
+        }
+        state::update_state(&mut self.engine.store, &self.id, |s| {
+            s.status = Status::Running;
+            s.pid = pid;
+            s.started_at = Some(chrono::Utc::now());
+            s.error.clear();
+        })?;
+        self.say("started");
+        self.ready = None;
+        let log = self.engine.paths.log_file(&self.id);
+        let pumps = spawn_pumps(io.outputs, &log, &self.hub)?;
+        let code = wait_for(pid);
+        for p in pumps {
+            let _ = p.join();
+        }
+        let _ = rt.delete(&self.id);
+        *self.hub.stdin.lock().expect("hub lock") = None;
+        Ok(code)
+    }
+
+    /// Records the exit and says whether to restart.
+    fn decide_restart(&mut self, code: i32) -> bool {
+        let c = match self.engine.container(&self.id) {
+            Ok(c) => c,
+            Err(_) => return false,
+        };
+        let restart = !c.config.auto_remove
+            && c.config
+                .restart
+                .should_restart(code, c.state.restart_count, c.state.user_stopped);
+        let _ = state::update_state(&mut self.engine.store, &self.id, |s| {
+            s.exit_code = code;
+            s.pid = 0;
+            s.finished_at = Some(chrono::Utc::now());
+            s.status = if restart {
+                Status::Restarting
+            } else {
+                Status::Exited
+            };
+            if restart {
+                s.restart_count += 1;
+            }
+        });
+        self.hub
+            .broadcast(FrameKind::Exit, code.to_string().as_bytes());
+        self.hub.clients.lock().expect("hub lock").clear();
+        restart
+    }
+
+    /// Sleeps `d`, waking early (and returning false) if the user stops the container.
+    fn sleep_unless_stopped(&mut self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
+            match self.engine.container(&self.id) {
+                Ok(c) if c.state.user_stopped => {
+                    let _ = state::update_state(&mut self.engine.store, &self.id, |s| {
+                        s.status = Status::Exited;
+                    });
+                    return false;
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Releases everything the container held; removes it with `--rm`.
+    fn teardown(&mut self) {
+        let _ = self.engine.runtime.delete(&self.id);
+        let c = self.engine.container(&self.id).ok();
+        let errors = crate::remove::release_resources(&self.engine, &self.id);
+        for e in &errors {
+            tracing::error!(id = %self.id, error = %e, "teardown");
+        }
+        let _ = state::update_state(&mut self.engine.store, &self.id, |s| {
+            s.monitor_pid = 0;
+            s.monitor_start = 0;
+            s.pid = 0;
+            s.sandbox_key.clear();
+            if matches!(s.status, Status::Running | Status::Restarting) {
+                s.status = Status::Exited;
+            }
+        });
+        if c.is_some_and(|c| c.config.auto_remove) {
+            let _ = crate::remove::purge(&mut self.engine, &self.id);
+        }
+    }
+}
+
+/// The container's stdio for one run: pipes (or a console socket for `-t`) whose far ends go
+/// to the runtime, and the near ends the monitor keeps.
+struct ContainerIo {
+    console_path: Option<std::path::PathBuf>,
+    console: Option<UnixListener>,
+    child_ends: Vec<Option<OwnedFd>>,
+    client_stdin: Option<OwnedFd>,
+    outputs: Vec<(OwnedFd, FrameKind)>,
+}
+
+impl ContainerIo {
+    fn new(p: &Prepared, console_path: &std::path::Path) -> Result<Self, EngineError> {
+        let pipe = || {
+            nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                .map_err(|e| EngineError::Monitor(format!("pipe: {e}")))
+        };
+        if p.tty {
+            let _ = std::fs::remove_file(console_path);
+            let l =
+                UnixListener::bind(console_path).map_err(|e| EngineError::io(console_path, e))?;
+            return Ok(Self {
+                console_path: Some(console_path.to_path_buf()),
+                console: Some(l),
+                child_ends: vec![None, None, None],
+                client_stdin: None,
+                outputs: Vec::new(),
+            });
+        }
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (stdin_child, client_stdin) = if p.stdin {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+        Ok(Self {
+            console_path: None,
+            console: None,
+            child_ends: vec![stdin_child, Some(out_w), Some(err_w)],
+            client_stdin,
+            outputs: vec![(out_r, FrameKind::Stdout), (err_r, FrameKind::Stderr)],
+        })
+    }
+
+    fn stdio(&self) -> Result<[Stdio; 3], EngineError> {
+        let one = |fd: &Option<OwnedFd>| -> Result<Stdio, EngineError> {
+            Ok(match fd {
+                Some(f) => Stdio::from(
+                    f.try_clone()
+                        .map_err(|e| EngineError::Monitor(format!("dup: {e}")))?,
+                ),
+                None => Stdio::null(),
+            })
+        };
+        Ok([
+            one(&self.child_ends[0])?,
+            one(&self.child_ends[1])?,
+            one(&self.child_ends[2])?,
+        ])
+    }
+
+    /// After `create`: drop the child's ends (so EOF arrives when the container exits) and,
+    /// with a terminal, receive the pty master the runtime sent to the console socket.
+    fn after_create(mut self) -> Result<Self, EngineError> {
+        self.child_ends.clear();
+        if let Some(l) = self.console.take() {
+            l.set_nonblocking(true).ok();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let conn = loop {
+                match l.accept() {
+                    Ok((c, _)) => break c,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if Instant::now() > deadline {
+                            return Err(EngineError::Monitor(
+                                "the runtime sent no terminal on the console socket".into(),
+                            ));
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(EngineError::Monitor(format!("console socket: {e}"))),
+                }
+            };
+            conn.set_nonblocking(false).ok();
+            let mut buf = [0u8; 4096];
+            let (_, fd) = attach::recv_fd(conn.as_raw_fd(), &mut buf)
+                .map_err(|e| EngineError::Monitor(format!("console socket: {e}")))?;
+            let master =
+                fd.ok_or_else(|| EngineError::Monitor("no pty master was received".into()))?;
+            self.client_stdin = Some(
+                master
+                    .try_clone()
+                    .map_err(|e| EngineError::Monitor(format!("dup: {e}")))?,
+            );
+            self.outputs = vec![(master, FrameKind::Stdout)];
+            if let Some(p) = &self.console_path {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        Ok(self)
+    }
+}
+
+fn accept_loop(listener: UnixListener, hub: Arc<Hub>, first: mpsc::Sender<()>) {
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        let mut flag = [0u8; 1];
+        if conn.read_exact(&mut flag).is_err() {
+            continue;
+        }
+        let wants_stdin = flag[0] & attach::WANT_STDIN != 0;
+        let tty = *hub.tty.lock().expect("hub lock");
+        let fd = if !wants_stdin {
+            None
+        } else if tty {
+            hub.stdin
+                .lock()
+                .expect("hub lock")
+                .as_ref()
+                .and_then(|f| f.try_clone().ok())
+        } else {
+            // A pipe's write end goes to one client only, so the container sees EOF when that
+            // client's input ends (Docker's StdinOnce for `run -i`).
+            hub.stdin.lock().expect("hub lock").take()
+        };
+        if attach::send_hello(&conn, fd.as_ref().map(|f| f.as_raw_fd())).is_err() {
+            continue;
+        }
+        drop(fd);
+        hub.clients.lock().expect("hub lock").push(conn);
+        let _ = first.send(());
+    }
+}
+
+fn spawn_pumps(
+    outputs: Vec<(OwnedFd, FrameKind)>,
+    log: &std::path::Path,
+    hub: &Arc<Hub>,
+) -> Result<Vec<JoinHandle<()>>, EngineError> {
+    let mut handles = Vec::new();
+    for (fd, kind) in outputs {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| EngineError::io(log, e))?;
+        let stream = if kind == FrameKind::Stderr {
+            "stderr"
+        } else {
+            "stdout"
+        };
+        let hub = Arc::clone(hub);
+        handles.push(std::thread::spawn(move || {
+            let mut w = LogWriter::new(file, stream);
+            let mut src = File::from(fd);
+            let mut buf = vec![0u8; 32 * 1024];
+            // A pty master reads EIO once the last slave fd closes: treat it as EOF.
+            while let Ok(n) = src.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let _ = w.write(&buf[..n]);
+                hub.broadcast(kind, &buf[..n]);
+            }
+            let _ = w.finish();
+        }));
+    }
+    Ok(handles)
+}
+
+/// Reaps children until `pid` exits; returns its exit code (128 + signal when killed, as
+/// a shell reports it).
+fn wait_for(pid: i32) -> i32 {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return code,
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => return 128 + sig as i32,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::ECHILD) => {
+                // Not our child (should not happen with the subreaper): poll for it.
+                while crate::reconcile::pid_alive(pid) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                return 137;
+            }
+            Err(_) => return 137,
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Host-mode ports: the pre-start conflict check (shared/DESIGN.md "Host mode port check")
+//! and what a running host-mode container really listens on, for `ps` and `port`.
+
+use std::str::FromStr;
+
+use berth_net::{hostport, Listener, NetworkMode, PortSpec};
+
+use crate::state::{Container, Status};
+use crate::{Engine, EngineError};
+
+impl Engine {
+    /// The ports a container declares: the image's `ExposedPorts` plus `--expose`.
+    pub fn declared_ports(&self, c: &Container) -> Result<Vec<PortSpec>, EngineError> {
+        self.ports_of(&c.image_id, &c.config.expose)
+    }
+
+    /// The image's `ExposedPorts` plus `expose` (`--expose` values).
+    pub fn ports_of(
+        &self,
+        image_id: &str,
+        expose: &[String],
+    ) -> Result<Vec<PortSpec>, EngineError> {
+        let image = self.image_config(image_id)?;
+        let mut specs: Vec<String> = image
+            .config()
+            .as_ref()
+            .and_then(|cfg| cfg.exposed_ports().clone())
+            .unwrap_or_default();
+        specs.extend(expose.iter().cloned());
+        let mut out = Vec::new();
+        for s in specs {
+            for p in berth_net::parse_exposed(&s).map_err(berth_net::NetError::from)? {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Refuses to start a host-mode container whose declared ports are held in the namespace
+    /// berth runs in, naming each holder: the berth container by name when the process is in
+    /// one (by its cgroup `/berth/<id>`), else the process name and pid.
+    ///
+    /// Errors: [`EngineError::PortConflict`] with the whole explanation.
+    pub fn check_host_ports(&self, c: &Container) -> Result<(), EngineError> {
+        self.check_host_ports_of(c.name.as_str(), &c.image_id, &c.config.expose)
+    }
+
+    /// [`Engine::check_host_ports`] before the container exists (`run`/`create`).
+    pub fn check_host_ports_of(
+        &self,
+        name: &str,
+        image_id: &str,
+        expose: &[String],
+    ) -> Result<(), EngineError> {
+        let wanted = self.ports_of(image_id, expose)?;
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let conflicts = hostport::check_host_ports(&wanted)?;
+        if conflicts.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::new();
+        for k in &conflicts {
+            lines.push(format!(
+                "port {} on {} is already in use by {}",
+                k.port,
+                k.addr,
+                self.describe_owners(&k.owners)
+            ));
+        }
+        Err(EngineError::PortConflict(format!(
+            "cannot start container {} with --net host: {}. Stop the other listener, change the \
+             port this container listens on, or pass --skip-port-check to start it anyway",
+            name,
+            lines.join("; ")
+        )))
+    }
+
+    fn describe_owners(&self, owners: &[berth_net::ProcessInfo]) -> String {
+        if owners.is_empty() {
+            return "a socket whose owner could not be found (another namespace or user)".into();
+        }
+        let mut seen = Vec::new();
+        for o in owners {
+            let who = match hostport::berth_container_id(o)
+                .and_then(|id| crate::state::by_id(self.store.conn(), &id).ok().flatten())
+            {
+                Some(other) => format!("container {} (pid {}, {})", other.name, o.pid, o.comm),
+                None => format!("process {} (pid {})", o.comm, o.pid),
+            };
+            if !seen.contains(&who) {
+                seen.push(who);
+            }
+        }
+        seen.join(", ")
+    }
+
+    /// Sockets a running host-mode container holds (empty for other modes or when stopped).
+    pub fn host_listeners(&self, c: &Container) -> Vec<Listener> {
+        if c.state.status != Status::Running
+            || NetworkMode::from_str(&c.config.network) != Ok(NetworkMode::Host)
+        {
+            return Vec::new();
+        }
+        hostport::listening_ports_of(&c.id).unwrap_or_default()
+    }
+}
