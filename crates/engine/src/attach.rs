@@ -7,11 +7,9 @@
 //! container sees EOF when the client's input ends), then output frames until an exit frame.
 //! A frame is `[kind: u8][len: u32 big-endian][payload]`.
 
-use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 
 /// Client flag: the client wants the container's stdin.
 pub const WANT_STDIN: u8 = 1;
@@ -70,45 +68,14 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(FrameKind, Vec<u8>)>>
 
 /// Sends the hello frame, with `fd` attached as `SCM_RIGHTS` when given.
 pub fn send_hello(sock: &UnixStream, fd: Option<RawFd>) -> io::Result<()> {
-    let frame = [FrameKind::Hello as u8, 0, 0, 0, 0];
-    let iov = [IoSlice::new(&frame)];
-    let fds = fd.map(|f| [f]);
-    let cmsgs: Vec<ControlMessage<'_>> = fds
-        .as_ref()
-        .map(|f| vec![ControlMessage::ScmRights(f)])
-        .unwrap_or_default();
-    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None)
-        .map_err(io::Error::from)?;
-    Ok(())
+    berth_sys::fd::send_with_fd(sock, &[FrameKind::Hello as u8, 0, 0, 0, 0], fd)
 }
 
-/// Receives one `SCM_RIGHTS` fd along with up to `buf.len()` bytes. Returns the bytes read and
-/// the fd, if one came. Used for the hello frame and for the runtime's console socket
-/// (the OCI runtime sends the pty master this way: runc `docs/terminals.md`).
-pub fn recv_fd(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    let mut iov = [io::IoSliceMut::new(buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(io::Error::from)?;
-    let mut fd = None;
-    for c in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for f in fds {
-                // Take ownership of the first; any extra is closed on drop.
-                let owned = own_fd(f);
-                if fd.is_none() {
-                    fd = Some(owned);
-                }
-            }
-        }
-    }
-    Ok((msg.bytes, fd))
-}
-
-fn own_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: `fd` was received through SCM_RIGHTS just now, so it is open and no other
-    // owner exists in this process.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+/// Receives one `SCM_RIGHTS` fd along with up to `buf.len()` bytes. Used for the hello frame
+/// and for the runtime's console socket (the OCI runtime sends the pty master this way:
+/// runc `docs/terminals.md`).
+pub fn recv_fd(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    berth_sys::fd::recv_with_fd(sock, buf)
 }
 
 /// Client side: connects, asks for stdin if wanted, and reads the hello. Returns the stream
@@ -120,7 +87,7 @@ pub fn connect(
     let mut sock = UnixStream::connect(path)?;
     sock.write_all(&[if want_stdin { WANT_STDIN } else { 0 }])?;
     let mut head = [0u8; 5];
-    let (n, fd) = recv_fd(sock.as_raw_fd(), &mut head)?;
+    let (n, fd) = recv_fd(&sock, &mut head)?;
     if n != 5 || head[0] != FrameKind::Hello as u8 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -157,7 +124,7 @@ mod tests {
         let (pr, pw) = std::os::unix::net::UnixStream::pair().unwrap();
         send_hello(&a, Some(pw.as_raw_fd())).unwrap();
         let mut head = [0u8; 5];
-        let (n, fd) = recv_fd(b.as_raw_fd(), &mut head).unwrap();
+        let (n, fd) = recv_fd(&b, &mut head).unwrap();
         assert_eq!(n, 5);
         let mut got = UnixStream::from(fd.expect("fd passed"));
         drop(pw);

@@ -7,14 +7,14 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::Stdio;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::fcntl::OFlag;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
@@ -32,10 +32,7 @@ const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
 /// Entry point of `berth __monitor`. `ready_fd` is the pipe the starting CLI reads
 /// (`created`, `started`, or `error CODE MESSAGE`). Returns the process exit code.
 pub fn main(engine: Engine, id: &str, attach_first: bool, ready_fd: RawFd) -> i32 {
-    // SAFETY: the starting CLI passed this fd number on our command line; it is open, ours
-    // alone, and wrapped exactly once here.
-    let ready = unsafe { File::from_raw_fd(ready_fd) };
-    let _ = fcntl(ready.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    let ready = berth_sys::fd::take_inherited(ready_fd).map(File::from).ok();
     let _ = nix::unistd::setsid();
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         tracing::warn!(%e, "cannot become a child subreaper");
@@ -43,7 +40,7 @@ pub fn main(engine: Engine, id: &str, attach_first: bool, ready_fd: RawFd) -> i3
     let mut m = Monitor {
         engine,
         id: id.to_string(),
-        ready: Some(ready),
+        ready,
         hub: Arc::new(Hub::default()),
         first_client: None,
     };
@@ -388,7 +385,7 @@ impl ContainerIo {
             };
             conn.set_nonblocking(false).ok();
             let mut buf = [0u8; 4096];
-            let (_, fd) = attach::recv_fd(conn.as_raw_fd(), &mut buf)
+            let (_, fd) = attach::recv_fd(&conn, &mut buf)
                 .map_err(|e| EngineError::Monitor(format!("console socket: {e}")))?;
             let master =
                 fd.ok_or_else(|| EngineError::Monitor("no pty master was received".into()))?;

@@ -205,18 +205,7 @@ pub fn nofile_limit(host_hard: u64) -> u64 {
 /// # Errors
 /// [`SpecError::Rlimit`] with the errno of getrlimit(2).
 pub fn host_nofile_hard() -> Result<u64, SpecError> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes into the rlimit struct we pass, which lives for the call.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    if rc != 0 {
-        return Err(SpecError::Rlimit {
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(lim.rlim_max)
+    berth_sys::fd::nofile_hard_limit().map_err(|source| SpecError::Rlimit { source })
 }
 
 /// The `process` section: args, env, cwd, user, capabilities, rlimits, terminal.

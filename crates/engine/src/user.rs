@@ -17,12 +17,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-
-use nix::errno::Errno;
-use nix::fcntl::{open, openat2, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::Mode;
 
 /// Largest file we read as `/etc/passwd` or `/etc/group` (bytes); bigger is refused so a
 /// hostile image cannot make berth allocate without bound.
@@ -217,34 +212,10 @@ fn read_db(rootfs: &Path, file: &'static str) -> Result<String, UserError> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Opens `path` read-only with `rootfs` as the root of path resolution
-/// (`openat2(2)` with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`, Linux >= 5.6), so absolute
-/// symlinks and `..` cannot leave the rootfs. `Ok(None)` when it does not exist.
+/// Opens `path` inside `rootfs` without letting symlinks or `..` leave it
+/// (berth-sys `open_in_root`, openat2(2) `RESOLVE_IN_ROOT`). `Ok(None)` when missing.
 fn open_in_root(rootfs: &Path, path: &str) -> io::Result<Option<File>> {
-    let root_fd = open(
-        rootfs,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    // SAFETY: `open` just returned this descriptor and nothing else owns it.
-    let root = unsafe { OwnedFd::from_raw_fd(root_fd) };
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = match openat2(std::os::fd::AsRawFd::as_raw_fd(&root), path, how) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    // SAFETY: `openat2` just returned this descriptor and nothing else owns it.
-    let file = unsafe { File::from_raw_fd(fd) };
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
-    Ok(Some(file))
+    berth_sys::fd::open_in_root(rootfs, path)
 }
 
 /// Parses passwd lines, skipping comments and malformed lines (as runc does).

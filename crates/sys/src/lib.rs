@@ -1,11 +1,15 @@
 //! berth-sys: thin safe wrappers over the syscalls and netlink families the
 //! upper layers need. This is the only berth crate allowed `unsafe`.
 //!
+//! - [`fd`]: inherited fds, SCM_RIGHTS passing, openat2 in a root, rlimits.
 //! - [`netns`]: network namespaces pinned on files, running code inside one.
 //! - [`link`]: interfaces and addresses (rtnetlink).
 //! - [`sockdiag`]: listening sockets (sock_diag netlink).
 //! - [`procfs`]: socket owners from `/proc`.
 
+#![allow(unsafe_code)] // berth-sys is the one crate where unsafe lives (STYLE.md); each block has a SAFETY comment.
+
+pub mod fd;
 pub mod link;
 mod netlink;
 pub mod netns;
