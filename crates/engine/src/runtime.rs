@@ -27,8 +27,8 @@ impl Runtime {
             find_on_path(name).ok_or_else(|| EngineError::Runtime {
                 op: "find",
                 message: format!(
-                    "OCI runtime {name:?} is not installed (not on PATH); install it \
-                     (apt-get install {name}) or pass --runtime PATH"
+                    "OCI runtime {name:?} is not on PATH: install it (runc is the default; \
+                     crun and youki also work) or pass --runtime /path/to/runtime"
                 ),
             })?
         };
