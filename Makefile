@@ -24,3 +24,12 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Benchmark 1 (bench/bench.sh): `run --rm IMAGE true` per mode vs bare runc and podman; root.
+# bench: 30 runs, installs hyperfine/time/podman if missing; bench-quick: 3 runs, installs nothing.
+.PHONY: bench bench-quick
+bench:
+	bench/bench.sh --full
+
+bench-quick:
+	bench/bench.sh --quick

@@ -1,0 +1,77 @@
+# shellcheck shell=bash
+# Podman as the peer, confined the way /work/shared/PEERS.md describes: all its state in the
+# scratch dir, runc as runtime (Debian's crun refuses hybrid cgroups), cgroupfs, and every call
+# inside the sandbox netns plus a private mount namespace pinned by a sleeper process (so its
+# overlay and netns bind mounts never reach the machine's mount table and persist between
+# calls). Sourced by bench/bench.sh; defines:
+#   podman_setup TAR          writes the configs, starts the sleeper, loads the image
+#   podman_cmdline MODE       the timed `podman run --rm --net MODE web true`
+# Cleanup (registered as a hook): `podman rm -af`, kill the sleeper by pid, remove the cgroup
+# dirs podman made that did not exist before.
+
+PODMAN_SLEEPER=""
+PODMAN_CGROUPS_BEFORE=""
+
+podman_write_conf() {
+    local d=$1
+    mkdir -p "$d/networks" "$d/tmp" "$d/graph" "$d/runroot" "$d/volumes"
+    cat >"$d/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=20000:20000"]
+
+[network]
+network_backend = "netavark"
+network_config_dir = "$d/networks"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$d/events.log"
+tmp_dir = "$d/tmp"
+volume_path = "$d/volumes"
+EOF
+    cat >"$d/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$d/graph"
+runroot = "$d/runroot"
+EOF
+}
+
+podman_setup() {
+    local tar=$1 d=$BENCH_WORK/podman
+    podman_write_conf "$d"
+    export CONTAINERS_CONF=$d/containers.conf CONTAINERS_STORAGE_CONF=$d/storage.conf
+    PODMAN_CGROUPS_BEFORE=$(ls -d /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/*/machine.slice 2>/dev/null || true)
+    BENCH_CLEANUP_HOOKS+=(podman_cleanup)
+    # nsenter and unshare exec (no fork), so $! is the sleeper itself.
+    nsenter --net="/run/netns/$BENCH_NS" unshare --mount --propagation slave sleep infinity &
+    PODMAN_SLEEPER=$!
+    sleep 0.2
+    podman_in load -q -i "$tar" >&2
+}
+
+podman_in() {
+    nsenter --mount="/proc/$PODMAN_SLEEPER/ns/mnt" --net="/run/netns/$BENCH_NS" podman "$@"
+}
+
+podman_cmdline() {
+    echo "nsenter --mount=/proc/$PODMAN_SLEEPER/ns/mnt --net=/run/netns/$BENCH_NS" \
+        "podman run --rm --net $1 web true"
+}
+
+podman_cleanup() {
+    local dir
+    [ -n "$PODMAN_SLEEPER" ] || return 0
+    podman_in rm -af >/dev/null 2>&1
+    kill "$PODMAN_SLEEPER" 2>/dev/null && wait "$PODMAN_SLEEPER" 2>/dev/null
+    PODMAN_SLEEPER=""
+    for dir in /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/*/machine.slice; do
+        [ -d "$dir" ] || continue
+        grep -qxF "$dir" <<<"$PODMAN_CGROUPS_BEFORE" && continue
+        # Depth first: only empty cgroups can be removed, and podman's are empty once stopped.
+        find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
+    return 0
+}
