@@ -44,6 +44,10 @@ pub(crate) fn processes(
 ) -> Vec<LeakedProcess> {
     let mut found = Vec::new();
     for pid in pids() {
+        if is_zombie(pid) {
+            // Dead already; only its parent's wait() is missing, which holds nothing.
+            continue;
+        }
         let why = cgroup_reason(pid, ids)
             .or_else(|| netns_reason(pid, netns_ino))
             .or_else(|| cmdline_reason(pid, dirs));
@@ -56,6 +60,16 @@ pub(crate) fn processes(
         }
     }
     found
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 fn cgroup_reason(pid: i32, ids: &[String]) -> Option<String> {

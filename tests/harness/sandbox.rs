@@ -77,10 +77,14 @@ impl SandboxHost {
             .prefix("berth-root-")
             .tempdir_in(&base)
             .expect("cannot create the --root tempdir");
+        // The runroot holds unix sockets `<runroot>/containers/<64-hex id>/attach.sock`; a
+        // sun_path has 107 usable bytes, so keep it short (/run/bt-XXXXXX: 14). Only the
+        // root needs a real filesystem (overlay upper dirs).
         let runroot = tempfile::Builder::new()
-            .prefix("berth-run-")
-            .tempdir_in(&base)
-            .expect("cannot create the --runroot tempdir");
+            .prefix("bt-")
+            .rand_bytes(6)
+            .tempdir_in("/run")
+            .expect("cannot create the --runroot tempdir under /run");
         let name = format!("berth-t-{}", crate::random_suffix(8));
         let netns = Netns::new(&name).unwrap_or_else(|e| panic!("sandbox host netns: {e:#}"));
         let netns_ino = std::fs::metadata(netns.path()).ok().map(|m| m.ino());

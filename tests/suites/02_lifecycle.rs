@@ -188,8 +188,9 @@ fn create_then_start_attached() {
 fn names_are_validated_unique_and_ids_match_by_prefix() {
     require_root!();
     let host = SandboxHost::with_web();
-    for bad in ["bad name", "-dash", "_under", "a/b", "é"] {
-        let err = host.cli(&["create", "--name", bad, "web"]).code(125);
+    for bad in ["bad name", "-dash", "x", "_under", "a/b", "é"] {
+        let flag = format!("--name={bad}");
+        let err = host.cli(&["create", &flag, "web"]).code(125);
         assert!(err.starts_with("berth: "), "{bad}: {err}");
     }
     let id = host.cli(&["create", "--name", "uniq", "web"]).ok();
@@ -259,9 +260,18 @@ fn logs_tail_and_follow() {
         String::from_utf8_lossy(&logs.stderr).contains("three"),
         "stderr kept apart"
     );
+    // --tail counts lines of the whole log (both streams), as Docker does.
+    let tail = host.cli(&["logs", "--tail", "2", "talk"]);
     assert_eq!(
-        host.cli(&["logs", "--tail", "1", "talk"]).stdout.trim(),
-        "two"
+        (tail.stdout.trim(), tail.stderr.trim()),
+        ("two", "three"),
+        "{tail}"
+    );
+    let tail = host.cli(&["logs", "--tail", "1", "talk"]);
+    assert_eq!(
+        (tail.stdout.trim(), tail.stderr.trim()),
+        ("", "three"),
+        "{tail}"
     );
 
     host.cli(&[

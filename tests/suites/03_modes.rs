@@ -73,15 +73,15 @@ fn host_mode_sees_the_sandbox_hosts_interfaces_and_addresses() {
     let host = SandboxHost::with_web();
     let _client = host.add_client();
     host.cli(&[
-        "run", "-d", "--net", "host", "--name", "h", "web", "sleep", "1000",
+        "run", "-d", "--net", "host", "--name", "hh", "web", "sleep", "1000",
     ])
     .ok();
-    assert_eq!(host.inspect("h")["HostConfig"]["NetworkMode"], "host");
+    assert_eq!(host.inspect("hh")["HostConfig"]["NetworkMode"], "host");
     let mut same = false;
     let mut last = (BTreeSet::new(), BTreeSet::new());
     // IPv6 link-local addresses may still be appearing on the fresh veth: retry briefly.
     wait_until(Duration::from_secs(5), || {
-        let inside = parse_addrs(&host.cli(&["exec", "h", "ip", "-o", "addr"]).ok());
+        let inside = parse_addrs(&host.cli(&["exec", "hh", "ip", "-o", "addr"]).ok());
         let outside = host.host_addrs();
         same = inside == outside;
         last = (inside, outside);
@@ -192,7 +192,7 @@ fn container_mode_joins_a_running_containers_namespace() {
         "--cap-add",
         "NET_ADMIN",
         "--name",
-        "x",
+        "cx",
         "web",
         "sh",
         "-c",
@@ -200,18 +200,18 @@ fn container_mode_joins_a_running_containers_namespace() {
     ])
     .ok();
     assert!(wait_until(Duration::from_secs(10), || {
-        host.cli(&["exec", "x", "ip", "-o", "addr"])
+        host.cli(&["exec", "cx", "ip", "-o", "addr"])
             .stdout
             .contains("10.98.0.1")
     }));
-    let theirs = parse_addrs(&host.cli(&["exec", "x", "ip", "-o", "addr"]).ok());
+    let theirs = parse_addrs(&host.cli(&["exec", "cx", "ip", "-o", "addr"]).ok());
     let mine = parse_addrs(
         &host
             .cli(&[
                 "run",
                 "--rm",
                 "--net",
-                "container:x",
+                "container:cx",
                 "web",
                 "ip",
                 "-o",
@@ -221,21 +221,21 @@ fn container_mode_joins_a_running_containers_namespace() {
     );
     assert_eq!(mine, theirs);
     assert_eq!(
-        host.cli(&["create", "--net", "container:x", "--name", "j", "web"])
+        host.cli(&["create", "--net", "container:cx", "--name", "jj", "web"])
             .ok()
             .len(),
         64
     );
     assert_eq!(
-        host.inspect("j")["HostConfig"]["NetworkMode"],
-        "container:x"
+        host.inspect("jj")["HostConfig"]["NetworkMode"],
+        "container:cx"
     );
 
-    host.cli(&["stop", "-t", "1", "x"]).ok();
+    host.cli(&["stop", "-t", "1", "cx"]).ok();
     let err = host
-        .cli(&["run", "--rm", "--net", "container:x", "web", "true"])
+        .cli(&["run", "--rm", "--net", "container:cx", "web", "true"])
         .code(125);
-    assert!(err.contains('x') && err.starts_with("berth: "), "{err}");
+    assert!(err.contains("cx") && err.starts_with("berth: "), "{err}");
     let err = host
         .cli(&["run", "--rm", "--net", "container:nosuch", "web", "true"])
         .code(125);

@@ -88,7 +88,7 @@ fn conflict_with_a_plain_process_names_it_and_its_pid() {
     let host = SandboxHost::with_web();
     let (_listener, pid) = host.listen(Proto::Tcp, "0.0.0.0", 80);
     let err = host
-        .cli(&["run", "-d", "--net", "host", "--name", "w", "web"])
+        .cli(&["run", "-d", "--net", "host", "--name", "w1", "web"])
         .code(125);
     assert!(err.contains("80/tcp"), "{err}");
     assert!(
@@ -111,13 +111,13 @@ fn skip_port_check_lets_it_start() {
         "host",
         "--skip-port-check",
         "--name",
-        "s",
+        "s1",
         "web",
         "sleep",
         "1000",
     ])
     .ok();
-    assert_eq!(host.status("s"), "running");
+    assert_eq!(host.status("s1"), "running");
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn udp_and_expose_flag() {
     let (_listener, pid) = host.listen(Proto::Udp, "0.0.0.0", 5353);
     let err = host
         .cli(&[
-            "run", "-d", "--net", "host", "--expose", "5353/udp", "--name", "u", "web", "sleep",
+            "run", "-d", "--net", "host", "--expose", "5353/udp", "--name", "u1", "web", "sleep",
             "1000",
         ])
         .code(125);
@@ -137,10 +137,11 @@ fn udp_and_expose_flag() {
     );
     // The same number over TCP is free, and the image's 80/tcp is free too.
     host.cli(&[
-        "run", "-d", "--net", "host", "--expose", "5353/tcp", "--name", "t", "web", "sleep", "1000",
+        "run", "-d", "--net", "host", "--expose", "5353/tcp", "--name", "t1", "web", "sleep",
+        "1000",
     ])
     .ok();
-    let exposed = host.inspect("t")["Config"]["ExposedPorts"].clone();
+    let exposed = host.inspect("t1")["Config"]["ExposedPorts"].clone();
     assert!(
         exposed.get("5353/tcp").is_some() && exposed.get("80/tcp").is_some(),
         "{exposed}"
@@ -170,18 +171,18 @@ fn specific_address_listener_conflicts_with_wildcard() {
     let host = SandboxHost::with_web();
     let (_listener, pid) = host.listen(Proto::Tcp, "127.0.0.1", 80);
     let err = host
-        .cli(&["run", "-d", "--net", "host", "--name", "w", "web"])
+        .cli(&["run", "-d", "--net", "host", "--name", "w1", "web"])
         .code(125);
     assert!(err.contains("80/tcp") && err.contains("127.0.0.1"), "{err}");
     assert!(err.contains(&format!("pid {pid}")), "{err}");
     // A listener on another port and address does not matter.
     let (_other, _) = host.listen(Proto::Tcp, "127.0.0.1", 81);
-    host.cli(&["rm", "-f", "w"]).ok_or_missing();
+    host.cli(&["rm", "-f", "w1"]).ok_or_missing();
     drop(_listener);
     assert!(berth_tests::wait_until(Duration::from_secs(5), || host
         .listener_pid(Proto::Tcp, 80)
         .is_none()));
-    host.cli(&["run", "-d", "--net", "host", "--name", "w", "web"])
+    host.cli(&["run", "-d", "--net", "host", "--name", "w1", "web"])
         .ok();
 }
 

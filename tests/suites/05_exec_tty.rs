@@ -16,27 +16,27 @@ fn running(host: &SandboxHost, name: &str) {
 fn exec_runs_commands_with_env_workdir_user_and_codes() {
     require_root!();
     let host = SandboxHost::with_web();
-    running(&host, "e");
-    assert_eq!(host.cli(&["exec", "e", "echo", "hi"]).ok(), "hi");
-    host.cli(&["exec", "e", "sh", "-c", "exit 5"]).code(5);
-    host.cli(&["exec", "e", "/no/such"]).code(127);
-    host.cli(&["exec", "e", "/etc/passwd"]).code(126);
-    let env = host.cli(&["exec", "-e", "FOO=bar", "e", "env"]).ok();
+    running(&host, "e1");
+    assert_eq!(host.cli(&["exec", "e1", "echo", "hi"]).ok(), "hi");
+    host.cli(&["exec", "e1", "sh", "-c", "exit 5"]).code(5);
+    host.cli(&["exec", "e1", "/no/such"]).code(127);
+    host.cli(&["exec", "e1", "/etc/passwd"]).code(126);
+    let env = host.cli(&["exec", "-e", "FOO=bar", "e1", "env"]).ok();
     assert!(env.lines().any(|l| l == "FOO=bar"), "{env}");
-    assert_eq!(host.cli(&["exec", "-w", "/www", "e", "pwd"]).ok(), "/www");
+    assert_eq!(host.cli(&["exec", "-w", "/www", "e1", "pwd"]).ok(), "/www");
     assert_eq!(
-        host.cli(&["exec", "-u", "nobody", "e", "id", "-u"]).ok(),
+        host.cli(&["exec", "-u", "nobody", "e1", "id", "-u"]).ok(),
         "65534"
     );
     assert_eq!(
-        host.cli(&["exec", "-u", "65534:65534", "e", "id", "-g"])
+        host.cli(&["exec", "-u", "65534:65534", "e1", "id", "-g"])
             .ok(),
         "65534"
     );
-    host.cli(&["exec", "-d", "e", "sh", "-c", "echo detached > /tmp/mark"])
+    host.cli(&["exec", "-d", "e1", "sh", "-c", "echo detached > /tmp/mark"])
         .ok();
     assert!(wait_until(Duration::from_secs(10), || {
-        host.cli(&["exec", "e", "cat", "/tmp/mark"]).stdout.trim() == "detached"
+        host.cli(&["exec", "e1", "cat", "/tmp/mark"]).stdout.trim() == "detached"
     }));
 }
 
@@ -59,9 +59,9 @@ fn exec_into_a_stopped_container_is_an_error() {
 fn interactive_stdin_is_forwarded() {
     require_root!();
     let host = SandboxHost::with_web();
-    running(&host, "i");
+    running(&host, "i1");
     for args in [
-        &["exec", "-i", "i", "cat"][..],
+        &["exec", "-i", "i1", "cat"][..],
         &["run", "--rm", "-i", "web", "cat"][..],
     ] {
         let mut cmd = host.berth_command(args);
@@ -105,25 +105,35 @@ fn under_pty(host: &SandboxHost, args: &[&str]) -> (Option<i32>, String) {
 fn exec_it_and_run_it_get_a_pty_and_hand_back_the_code() {
     require_root!();
     let host = SandboxHost::with_web();
-    running(&host, "t");
-    let (code, out) = under_pty(&host, &["exec", "-it", "t", "tty"]);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(
-        out.trim().starts_with("/dev/pts/"),
-        "exec -it tty printed {out:?}"
-    );
-    let (code, out) = under_pty(&host, &["exec", "-it", "t", "sh", "-c", "exit 7"]);
-    assert_eq!(code, Some(7), "{out}");
-    let (code, out) = under_pty(&host, &["run", "--rm", "-it", "web", "tty"]);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(
-        out.trim().starts_with("/dev/pts/"),
-        "run -it tty printed {out:?}"
-    );
-    let (code, _) = under_pty(&host, &["run", "--rm", "-it", "web", "sh", "-c", "exit 9"]);
-    assert_eq!(code, Some(9));
-    let (code, out) = under_pty(&host, &["exec", "t", "tty"]);
-    assert_eq!(code, Some(1), "without -t there is no tty: {out}");
+    running(&host, "t1");
+    // Every case is checked before failing, so one bug does not hide the others.
+    let mut problems = Vec::new();
+    let cases: [(&[&str], i32, &str); 5] = [
+        (&["exec", "-it", "t1", "tty"], 0, "/dev/pts/"),
+        (&["exec", "-it", "t1", "sh", "-c", "exit 7"], 7, ""),
+        (&["run", "--rm", "-it", "web", "tty"], 0, "/dev/pts/"),
+        (&["run", "--rm", "-it", "web", "sh", "-c", "exit 9"], 9, ""),
+        (&["exec", "t1", "tty"], 1, "not a tty"),
+    ];
+    for (args, want_code, want_out) in cases {
+        let (code, out) = under_pty(&host, args);
+        if code != Some(want_code) {
+            problems.push(format!(
+                "{args:?}: exit {code:?}, want {want_code}; output {out:?}"
+            ));
+        }
+        if !out.trim().starts_with(want_out) {
+            problems.push(format!(
+                "{args:?}: printed {out:?}, want {want_out:?} first"
+            ));
+        }
+        if out.contains("^@") || out.contains('\0') {
+            problems.push(format!(
+                "{args:?}: a NUL byte reached the terminal: {out:?}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
     host.cli(&["create", "-it", "--name", "flags", "web"]).ok();
     let cfg = &host.inspect("flags")["Config"];
     assert_eq!(

@@ -37,6 +37,17 @@ fn parent_of(pid: u32) -> Option<u32> {
         .ok()
 }
 
+/// The one-letter state from /proc/PID/stat (`Z` for a zombie).
+fn state_of(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
 fn sane(status: &str) -> bool {
     ["Up ", "Exited (", "Created"]
         .iter()
@@ -48,9 +59,9 @@ fn killing_the_monitor_leaves_a_sane_state_and_rm_cleans_up() {
     require_root!();
     let host = SandboxHost::with_web();
     let id = host
-        .cli(&["run", "-d", "--name", "m", "web", "sleep", "1000"])
+        .cli(&["run", "-d", "--name", "m1", "web", "sleep", "1000"])
         .ok();
-    let ctr_pid = host.inspect("m")["State"]["Pid"].as_u64().unwrap_or(0) as u32;
+    let ctr_pid = host.inspect("m1")["State"]["Pid"].as_u64().unwrap_or(0) as u32;
     let ppid = parent_of(ctr_pid).filter(|&p| p > 1);
     let monitors: Vec<(u32, String)> = host
         .berth_processes()
@@ -68,19 +79,19 @@ fn killing_the_monitor_leaves_a_sane_state_and_rm_cleans_up() {
         let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let status = ps_status(&host, "m").expect("m still listed after its monitor died");
+    let status = ps_status(&host, "m1").expect("m still listed after its monitor died");
     assert!(sane(&status), "status after monitor kill: {status:?}");
-    let ins = host.inspect("m");
+    let ins = host.inspect("m1");
     assert!(
         ["running", "exited"].contains(&ins["State"]["Status"].as_str().unwrap_or("")),
         "{ins}"
     );
-    host.cli(&["rm", "-f", "m"]).ok();
+    host.cli(&["rm", "-f", "m1"]).ok();
     assert_eq!(host.cli(&["ps", "-aq"]).ok(), "");
-    assert!(
-        !std::path::Path::new(&format!("/proc/{ctr_pid}")).exists() || ctr_pid == 0,
-        "container process survived rm -f"
-    );
+    let gone = wait_until(Duration::from_secs(5), || {
+        parent_of(ctr_pid).is_none() || state_of(ctr_pid) == Some('Z')
+    });
+    assert!(gone, "container process {ctr_pid} survived rm -f");
 }
 
 #[test]
