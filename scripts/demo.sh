@@ -31,11 +31,14 @@ else
 fi
 
 work=$(mktemp -d /var/tmp/berth-demo.XXXXXX)
+# A short runroot: it holds unix sockets <runroot>/containers/<64-hex id>/attach.sock and a
+# socket path has 107 usable bytes.
+runroot=$(mktemp -d /run/bd-XXXXXX)
 suffix=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 hostns=berth-demo-h-$suffix
 clientns=berth-demo-c-$suffix
 
-b() { nsenter --net="/run/netns/$hostns" "$berth_bin" --root "$work/root" --runroot "$work/run" "$@"; }
+b() { nsenter --net="/run/netns/$hostns" "$berth_bin" --root "$work/root" --runroot "$runroot" "$@"; }
 in_host() { nsenter --net="/run/netns/$hostns" "$@"; }
 in_client() { nsenter --net="/run/netns/$clientns" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -52,8 +55,11 @@ cleanup() {
     ip netns del "$clientns" 2>/dev/null
     ip netns del "$hostns" 2>/dev/null
     # Anything still mounted under the demo's directories (should be nothing).
-    grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf "$work"
+    for dir in "$work" "$runroot"; do
+        awk -v d="$dir" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo |
+            sort -r | while read -r m; do umount -l "$m"; done
+    done
+    rm -rf "$work" "$runroot"
     [ $rc = 0 ] && printf '\ndemo: all steps passed\n'
     exit $rc
 }
