@@ -33,3 +33,8 @@ bench:
 
 bench-quick:
 	bench/bench.sh --quick
+
+# The benchmark's own logic (fallback timer, report arithmetic and verdicts); no root needed.
+.PHONY: bench-selftest
+bench-selftest:
+	bench/selftest.sh

@@ -96,7 +96,8 @@ run_figures
 write_facts >"$BENCH_WORK/facts.json"
 
 stamp=$(date -u +%Y-%m-%d)
-out=$here/results/$stamp$([ "$mode" = quick ] && echo -quick).md
+[ "$mode" = quick ] && stamp=$stamp-quick
+out=$here/results/$stamp.md
 mkdir -p "$here/results"
 python3 "$here/report.py" "$BENCH_WORK" "$out"
 jq -s 'map(.results[0])' "$BENCH_JSON_DIR"/*.json >"${out%.md}.json"

@@ -6,18 +6,27 @@
 # calls). Sourced by bench/bench.sh; defines:
 #   podman_setup TAR          writes the configs, starts the sleeper, loads the image
 #   podman_cmdline MODE       the timed `podman run --rm --net MODE web true`
+# Limits: podman asks for nofile 1048576 and a large nproc by default; root here cannot raise
+# hard limits, so runc would fail with EPERM: ask for this shell's nofile hard limit, and for
+# nproc at most 32768 (conmon, which starts runc, runs with nproc 32768 here, found by trying).
 # Cleanup (registered as a hook): `podman rm -af`, kill the sleeper by pid, remove the cgroup
-# dirs podman made that did not exist before.
+# dirs and the empty state dirs podman 4.3 makes outside its configured ones (/run/runc, its
+# runc root; /run/containers/networks, netavark's run dir) when they did not exist before.
 
 PODMAN_SLEEPER=""
 PODMAN_CGROUPS_BEFORE=""
+PODMAN_HOST_DIRS=(/run/containers/networks /run/containers /run/runc)
+PODMAN_HOST_DIRS_BEFORE=""
 
 podman_write_conf() {
-    local d=$1
+    local d=$1 nofile nproc
+    nofile=$(ulimit -Hn)
+    nproc=$(ulimit -Hu)
+    [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ] && nproc=32768
     mkdir -p "$d/networks" "$d/tmp" "$d/graph" "$d/runroot" "$d/volumes"
     cat >"$d/containers.conf" <<EOF
 [containers]
-default_ulimits = ["nofile=20000:20000"]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 
 [network]
 network_backend = "netavark"
@@ -44,6 +53,7 @@ podman_setup() {
     podman_write_conf "$d"
     export CONTAINERS_CONF=$d/containers.conf CONTAINERS_STORAGE_CONF=$d/storage.conf
     PODMAN_CGROUPS_BEFORE=$(ls -d /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/*/machine.slice 2>/dev/null || true)
+    PODMAN_HOST_DIRS_BEFORE=$(ls -d "${PODMAN_HOST_DIRS[@]}" 2>/dev/null || true)
     BENCH_CLEANUP_HOOKS+=(podman_cleanup)
     # nsenter and unshare exec (no fork), so $! is the sleeper itself.
     nsenter --net="/run/netns/$BENCH_NS" unshare --mount --propagation slave sleep infinity &
@@ -67,11 +77,27 @@ podman_cleanup() {
     podman_in rm -af >/dev/null 2>&1
     kill "$PODMAN_SLEEPER" 2>/dev/null && wait "$PODMAN_SLEEPER" 2>/dev/null
     PODMAN_SLEEPER=""
-    for dir in /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/*/machine.slice; do
-        [ -d "$dir" ] || continue
-        grep -qxF "$dir" <<<"$PODMAN_CGROUPS_BEFORE" && continue
-        # Depth first: only empty cgroups can be removed, and podman's are empty once stopped.
-        find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null
+    podman_remove_cgroups
+    for dir in "${PODMAN_HOST_DIRS[@]}"; do
+        grep -qxF "$dir" <<<"$PODMAN_HOST_DIRS_BEFORE" || rmdir "$dir" 2>/dev/null
     done
     return 0
+}
+
+# Depth first: only empty cgroups can be removed. conmon and `podman container cleanup` of the
+# last --rm container may still be exiting, so retry for up to 5 s.
+podman_remove_cgroups() {
+    local dir try left
+    for try in $(seq 50); do
+        left=0
+        for dir in /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/*/machine.slice; do
+            [ -d "$dir" ] || continue
+            grep -qxF "$dir" <<<"$PODMAN_CGROUPS_BEFORE" && continue
+            find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null
+            [ -d "$dir" ] && left=1
+        done
+        [ $left = 0 ] && return 0
+        sleep 0.1
+    done
+    echo "bench: podman's cgroups are still busy: $(ls -d /sys/fs/cgroup/*/libpod_parent)" >&2
 }
