@@ -96,6 +96,17 @@ impl Outcome {
         self.stdout.trim().to_string()
     }
 
+    /// Accepts success, or a failure reported the berth way (stderr starting `berth: `):
+    /// for cleanup steps whose target may or may not exist (e.g. `rm -f` of a container a
+    /// refused `run` may have left created).
+    #[track_caller]
+    pub fn ok_or_berth_error(&self) {
+        assert!(
+            self.success() || self.stderr.starts_with("berth: "),
+            "{self}"
+        );
+    }
+
     /// Panics unless the command exited with `code`; returns stderr.
     #[track_caller]
     pub fn code(&self, code: i32) -> String {
