@@ -11,7 +11,7 @@ release:
 
 # The suites run the debug binary (target/debug/berth, or $$BERTH_BIN) inside sandbox hosts.
 test:
-	$(CARGO) build --bin berth && $(CARGO) nextest run --workspace
+	$(CARGO) build --bin berth && $(CARGO) nextest run --workspace --no-fail-fast
 
 fixtures:
 	tests/fixtures/build-image.sh target/berth-fixtures
