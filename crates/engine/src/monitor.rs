@@ -20,6 +20,7 @@ use nix::unistd::Pid;
 
 use crate::attach::{self, FrameKind};
 use crate::logs::LogWriter;
+use crate::runtime::Verb;
 use crate::state::{self, Status};
 use crate::{Engine, EngineError};
 
@@ -177,38 +178,54 @@ impl Monitor {
         }
     }
 
-    /// One create → start → wait → delete cycle. Returns the exit code.
+    /// One run → wait → delete cycle. Returns the exit code.
+    ///
+    /// The usual path is a single `runc run --detach`: an attaching client is accepted first,
+    /// and output waits in the pipes until the pumps start, so nothing is lost. Only an
+    /// attached terminal (`run -it`) needs `create` and `start` apart: the client must get the
+    /// pty master, which exists only after `create`.
     fn run_once(&mut self, p: &Prepared, wait_for_client: bool) -> Result<i32, EngineError> {
         let rt = self.engine.runtime.clone();
         let _ = rt.delete(&self.id);
         let dir = self.engine.paths.container_dir(&self.id);
         let pid_file = self.engine.paths.pid_file(&self.id);
         let _ = std::fs::remove_file(&pid_file);
-        let io = ContainerIo::new(p, &self.engine.paths.console_socket(&self.id))?;
+        let mut io = ContainerIo::new(p, &self.engine.paths.console_socket(&self.id))?;
+        let console = io.console_path.clone();
+        let split = p.tty && wait_for_client;
+        if !split {
+            *self.hub.stdin.lock().expect("hub lock") = io.client_stdin.take();
+            if wait_for_client {
+                self.wait_for_client();
+            }
+        }
+        let verb = if split {
+            Verb::Create
+        } else {
+            Verb::RunDetached
+        };
         rt.create(
+            verb,
             &self.id,
             &dir,
-            io.console_path.as_deref(),
+            console.as_deref(),
             &pid_file,
             io.stdio()?,
         )?;
-        let io = io.after_create()?;
+        let mut io = io.after_create()?;
+        if let Some(fd) = io.client_stdin.take() {
+            *self.hub.stdin.lock().expect("hub lock") = Some(fd);
+        }
         let pid: i32 = std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| EngineError::Monitor("the runtime wrote no init pid".into()))?;
-        if let Some(fd) = io.client_stdin {
-            *self.hub.stdin.lock().expect("hub lock") = Some(fd);
-        }
-        if wait_for_client {
-            self.say("created");
-            if let Some(rx) = &self.first_client {
-                let _ = rx.recv_timeout(Duration::from_secs(60));
+        if split {
+            self.wait_for_client();
+            if let Err(e) = rt.start(&self.id) {
+                let _ = rt.delete(&self.id);
+                return Err(e);
             }
-        }
-        if let Err(e) = rt.start(&self.id) {
-            let _ = rt.delete(&self.id);
-            return Err(e);
         }
         state::update_state(&mut self.engine.store, &self.id, |s| {
             s.status = Status::Running;
@@ -227,6 +244,14 @@ impl Monitor {
         let _ = rt.delete(&self.id);
         *self.hub.stdin.lock().expect("hub lock") = None;
         Ok(code)
+    }
+
+    /// Tells the starting CLI it may attach, and waits (at most 60 s) until it has.
+    fn wait_for_client(&mut self) {
+        self.say("created");
+        if let Some(rx) = &self.first_client {
+            let _ = rx.recv_timeout(Duration::from_secs(60));
+        }
     }
 
     /// Records the exit and says whether to restart.

@@ -51,7 +51,7 @@ impl Runtime {
             .unwrap_or_default()
     }
 
-    /// `create --bundle B [--console-socket S] --pid-file P ID` with the given stdio, which the
+    /// `create` (or `run --detach`) `--bundle B [--console-socket S] --pid-file P ID` with the given stdio, which the
     /// runtime passes through to the container's process when no terminal is used. The
     /// runtime's own log goes to `<bundle>/runtime.log` (JSON lines) so its error can be quoted.
     ///
@@ -59,6 +59,7 @@ impl Runtime {
     /// container's command cannot be run, [`EngineError::Runtime`] otherwise.
     pub fn create(
         &self,
+        verb: Verb,
         id: &str,
         bundle: &Path,
         console_socket: Option<&Path>,
@@ -70,7 +71,11 @@ impl Runtime {
         let mut cmd = self.command();
         // --log and --log-format are global options: they precede the verb.
         cmd.arg("--log").arg(&log).arg("--log-format").arg("json");
-        cmd.arg("create").arg("--bundle").arg(bundle);
+        match verb {
+            Verb::Create => cmd.arg("create"),
+            Verb::RunDetached => cmd.arg("run").arg("--detach"),
+        };
+        cmd.arg("--bundle").arg(bundle);
         cmd.arg("--pid-file").arg(pid_file);
         if let Some(s) = console_socket {
             cmd.arg("--console-socket").arg(s);
@@ -103,6 +108,11 @@ impl Runtime {
 
     /// `delete --force ID`; a container the runtime does not know is fine (idempotent).
     pub fn delete(&self, id: &str) -> Result<(), EngineError> {
+        // runc, crun and youki keep a container's state in `<root>/<id>`: without it there
+        // is nothing to delete, and not spawning the runtime saves ~10 ms per call.
+        if !self.state_root.join(id).exists() {
+            return Ok(());
+        }
         let out = self.run("delete", &["--force", id])?;
         if out.status.success() || is_gone(&out) {
             return Ok(());
@@ -190,6 +200,15 @@ impl Runtime {
             message: format!("{name} {op} failed: {text}"),
         }
     }
+}
+
+/// How [`Runtime::create`] brings the container up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// `create` only: the process waits for `start`.
+    Create,
+    /// `run --detach`: create and start in one runtime call.
+    RunDetached,
 }
 
 /// What `exec` runs and how.
