@@ -20,9 +20,11 @@ use nix::unistd::Pid;
 
 use crate::attach::{self, FrameKind};
 use crate::logs::LogWriter;
+use crate::paths::ATTACH_SOCKET;
 use crate::runtime::Verb;
 use crate::state::{self, Status};
 use crate::{Engine, EngineError};
+use berth_sys::fd::SocketPath;
 
 /// Back-off bounds (moby `restartmanager`: 100 ms initial, doubling, 1 min max, reset after
 /// a run of 10 s).
@@ -134,7 +136,9 @@ impl Monitor {
     fn serve(&mut self, p: &Prepared, attach_first: bool) {
         let sock = self.engine.paths.attach_socket(&self.id);
         let _ = std::fs::remove_file(&sock);
-        let listener = match UnixListener::bind(&sock) {
+        let bound = SocketPath::new(&self.engine.paths.run_dir(&self.id), ATTACH_SOCKET)
+            .and_then(|sp| UnixListener::bind(sp.path()));
+        let listener = match bound {
             Ok(l) => l,
             Err(e) => {
                 self.report_error(&EngineError::io(&sock, e));
@@ -329,6 +333,8 @@ impl Monitor {
 /// to the runtime, and the near ends the monitor keeps.
 struct ContainerIo {
     console_path: Option<std::path::PathBuf>,
+    /// Keeps a `/proc/<pid>/fd/<n>` console path valid until the runtime has connected.
+    _console_dir: Option<SocketPath>,
     console: Option<UnixListener>,
     child_ends: Vec<Option<OwnedFd>>,
     client_stdin: Option<OwnedFd>,
@@ -343,10 +349,16 @@ impl ContainerIo {
         };
         if p.tty {
             let _ = std::fs::remove_file(console_path);
-            let l =
-                UnixListener::bind(console_path).map_err(|e| EngineError::io(console_path, e))?;
+            let dir = console_path.parent().unwrap_or(console_path);
+            let name = console_path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let sp = SocketPath::new(dir, name).map_err(|e| EngineError::io(console_path, e))?;
+            let l = UnixListener::bind(sp.path()).map_err(|e| EngineError::io(console_path, e))?;
             return Ok(Self {
-                console_path: Some(console_path.to_path_buf()),
+                console_path: Some(sp.path().to_path_buf()),
+                _console_dir: Some(sp),
                 console: Some(l),
                 child_ends: vec![None, None, None],
                 client_stdin: None,
@@ -363,6 +375,7 @@ impl ContainerIo {
         };
         Ok(Self {
             console_path: None,
+            _console_dir: None,
             console: None,
             child_ends: vec![stdin_child, Some(out_w), Some(err_w)],
             client_stdin,

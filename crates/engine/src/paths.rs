@@ -3,6 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+/// File name of the monitor's attach socket in the run dir. Socket paths may exceed
+/// `sun_path` under a deep `--runroot`: bind and connect through
+/// [`berth_sys::fd::SocketPath`].
+pub const ATTACH_SOCKET: &str = "attach.sock";
+
 /// The two roots of one berth installation.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -31,7 +36,7 @@ impl Paths {
     }
     /// The monitor's attach socket.
     pub fn attach_socket(&self, id: &str) -> PathBuf {
-        self.run_dir(id).join("attach.sock")
+        self.run_dir(id).join(ATTACH_SOCKET)
     }
     /// The console socket the runtime sends the pty master to.
     pub fn console_socket(&self, id: &str) -> PathBuf {

@@ -57,7 +57,12 @@ impl Engine {
         if attach {
             self.expect_ready(&mut ready, &mut child, "created")?;
             let sock = self.paths.attach_socket(&c.id);
-            let conn = attach::connect(&sock, c.config.open_stdin).map_err(|e| {
+            let conn = berth_sys::fd::SocketPath::new(
+                &self.paths.run_dir(&c.id),
+                crate::paths::ATTACH_SOCKET,
+            )
+            .and_then(|sp| attach::connect(sp.path(), c.config.open_stdin))
+            .map_err(|e| {
                 EngineError::Monitor(format!("cannot attach to {}: {e}", sock.display()))
             })?;
             stream = Some(conn);

@@ -107,6 +107,54 @@ pub fn nofile_hard_limit() -> io::Result<u64> {
     Ok(hard)
 }
 
+/// Longest unix socket path the kernel takes: `sizeof(sun_path)` = 108 with its NUL (unix(7)).
+pub const SUN_PATH_MAX: usize = 107;
+
+/// A unix socket path short enough for `bind`/`connect` however deep its directory is.
+///
+/// When `dir/name` fits in [`SUN_PATH_MAX`] it is used as is. Otherwise the directory is
+/// opened (`O_PATH`) and the path goes through its descriptor, `/proc/<pid>/fd/<n>/name`:
+/// the kernel resolves that magic link to the directory, so the socket file is still
+/// `dir/name`, and any process that may read this process's /proc entry (root here, e.g. the
+/// OCI runtime connecting to a console socket) can use the same path while this value lives.
+#[derive(Debug)]
+pub struct SocketPath {
+    path: std::path::PathBuf,
+    _dir: Option<OwnedFd>,
+}
+
+impl SocketPath {
+    /// Builds the path of socket `name` in `dir`.
+    ///
+    /// Errors: the directory cannot be opened (only tried when the path is too long).
+    pub fn new(dir: &Path, name: &str) -> io::Result<Self> {
+        let full = dir.join(name);
+        if full.as_os_str().len() <= SUN_PATH_MAX {
+            return Ok(Self {
+                path: full,
+                _dir: None,
+            });
+        }
+        let fd = open(
+            dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        // SAFETY: `open` just returned this descriptor and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let path = format!("/proc/{}/fd/{}/{name}", std::process::id(), fd.as_raw_fd()).into();
+        Ok(Self {
+            path,
+            _dir: Some(fd),
+        })
+    }
+
+    /// The path to pass to `bind`/`connect`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +197,21 @@ mod tests {
     #[test]
     fn nofile_limit_is_positive() {
         assert!(nofile_hard_limit().unwrap() > 0);
+    }
+
+    #[test]
+    fn long_socket_paths_go_through_proc() {
+        let d = tempfile::tempdir().unwrap();
+        let deep = d.path().join("x".repeat(60)).join("y".repeat(60));
+        std::fs::create_dir_all(&deep).unwrap();
+        let sp = SocketPath::new(&deep, "attach.sock").unwrap();
+        assert!(sp.path().as_os_str().len() <= SUN_PATH_MAX);
+        let l = std::os::unix::net::UnixListener::bind(sp.path()).unwrap();
+        assert!(deep.join("attach.sock").exists());
+        let _c =
+            UnixStream::connect(SocketPath::new(&deep, "attach.sock").unwrap().path()).unwrap();
+        assert!(l.accept().is_ok());
+        let short = SocketPath::new(d.path(), "s").unwrap();
+        assert_eq!(short.path(), d.path().join("s"));
     }
 }
