@@ -52,6 +52,7 @@ pub(crate) fn processes(
             .or_else(|| netns_reason(pid, netns_ino))
             .or_else(|| cmdline_reason(pid, dirs));
         if let Some(why) = why {
+            let why = format!("{why}; cmdline: {}", cmdline(pid));
             found.push(LeakedProcess {
                 pid,
                 comm: comm(pid),
@@ -84,6 +85,14 @@ fn netns_reason(pid: i32, ino: Option<u64>) -> Option<String> {
     let ino = ino?;
     let meta = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?;
     (meta.ino() == ino).then(|| "in the sandbox host's netns".to_string())
+}
+
+fn cmdline(pid: i32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&raw)
+        .replace('\0', " ")
+        .trim()
+        .to_string()
 }
 
 fn cmdline_reason(pid: i32, dirs: &[&Path]) -> Option<String> {
