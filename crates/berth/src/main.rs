@@ -49,12 +49,17 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => 125,
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                _ => {
+                    let text = e.render().to_string();
+                    eprint!("berth: {}", text.strip_prefix("error: ").unwrap_or(&text));
+                    ExitCode::from(125)
+                }
             };
-            let _ = e.print();
-            return ExitCode::from(code);
         }
     };
     tracing_subscriber::fmt()

@@ -250,11 +250,20 @@ impl Monitor {
         Ok(code)
     }
 
-    /// Tells the starting CLI it may attach, and waits (at most 60 s) until it has.
+    /// Tells the starting CLI it may attach, and waits until it has, or has died (the read
+    /// end of the ready pipe closed), or 60 s passed. The container starts in every case, as
+    /// Docker's does once `start` was asked for.
     fn wait_for_client(&mut self) {
         self.say("created");
-        if let Some(rx) = &self.first_client {
-            let _ = rx.recv_timeout(Duration::from_secs(60));
+        let Some(rx) = &self.first_client else { return };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+                return;
+            }
+            if self.ready.as_ref().is_none_or(reader_gone) {
+                return;
+            }
         }
     }
 
@@ -506,6 +515,20 @@ fn spawn_pumps(
         }));
     }
     Ok(handles)
+}
+
+/// Whether nobody reads the pipe any more (poll(2) reports `POLLERR` on a write end whose
+/// read end is closed).
+fn reader_gone(pipe: &File) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)),
+        Err(_) => false,
+    }
 }
 
 /// Reaps children until `pid` exits; returns its exit code (128 + signal when killed, as

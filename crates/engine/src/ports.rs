@@ -105,6 +105,60 @@ impl Engine {
         {
             return Vec::new();
         }
-        hostport::listening_ports_of(&c.id).unwrap_or_default()
+        expand_dual_stack(hostport::listening_ports_of(&c.id).unwrap_or_default())
+    }
+}
+
+/// A `::` listener without `IPV6_V6ONLY` takes IPv4 too (ipv6(7)); show it the way Docker
+/// shows a port bound on both families: `0.0.0.0:80` and `[::]:80`.
+fn expand_dual_stack(listeners: Vec<Listener>) -> Vec<Listener> {
+    let mut out: Vec<Listener> = Vec::new();
+    for l in listeners {
+        if l.addr.is_unspecified() && l.addr.is_ipv6() && l.v6only == Some(false) {
+            let v4 = Listener {
+                addr: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                v6only: None,
+                ..l.clone()
+            };
+            if !out
+                .iter()
+                .any(|o| o.proto == v4.proto && o.port == v4.port && o.addr == v4.addr)
+            {
+                out.push(v4);
+            }
+        }
+        out.push(l);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_net::Proto;
+
+    fn l(addr: &str, v6only: Option<bool>) -> Listener {
+        Listener {
+            proto: Proto::Tcp,
+            addr: addr.parse().unwrap(),
+            port: 80,
+            inode: 1,
+            v6only,
+        }
+    }
+
+    #[test]
+    fn dual_stack_listener_shows_both_families() {
+        let got = expand_dual_stack(vec![l("::", Some(false))]);
+        let addrs: Vec<String> = got.iter().map(|l| l.addr.to_string()).collect();
+        assert_eq!(addrs, ["0.0.0.0", "::"]);
+        let v6only = expand_dual_stack(vec![l("::", Some(true))]);
+        assert_eq!(v6only.len(), 1);
+        let both = expand_dual_stack(vec![l("0.0.0.0", None), l("::", Some(false))]);
+        assert_eq!(
+            both.len(),
+            2,
+            "an explicit v4 listener is not duplicated: {both:?}"
+        );
     }
 }

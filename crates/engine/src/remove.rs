@@ -20,6 +20,20 @@ impl Engine {
                 )));
             }
             self.kill_and_wait(&c.id, "KILL", std::time::Duration::from_secs(10))?;
+        } else if crate::reconcile::monitor_alive(&c.state) {
+            // A monitor still setting up (or waiting for a client that died): end it by its
+            // recorded pid (it is ours: same start time), then release what it made.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.state.monitor_pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while crate::reconcile::pid_alive(c.state.monitor_pid)
+                && std::time::Instant::now() < end
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let _ = self.runtime.kill(&c.id, "KILL");
         }
         purge(self, &c.id)?;
         Ok(c.name.to_string())

@@ -32,8 +32,8 @@ use oci_spec::runtime::{
 use oci_spec::OciSpecError;
 
 pub use caps::{
-    capability_mask, capability_number, capability_set, host_last_cap, validate_caps,
-    ALL_CAPABILITIES, DEFAULT_CAPABILITIES,
+    capability_mask, capability_number, capability_set, host_allowed_caps, host_last_cap,
+    mask_up_to, validate_caps, ALL_CAPABILITIES, DEFAULT_CAPABILITIES,
 };
 pub use mounts::{
     default_mounts, device_rules, ALLOWED_CHAR_DEVICES, MASKED_PATHS, READONLY_PATHS,
@@ -114,6 +114,12 @@ pub enum SpecError {
         /// The value as given.
         name: String,
     },
+    /// A `--cap-add` capability this host cannot grant (not in berth's bounding set).
+    #[error("capability {name} cannot be granted here: it is not in this host's bounding set (CapBnd in /proc/self/status); drop --cap-add {name}")]
+    UnavailableCapability {
+        /// The capability.
+        name: String,
+    },
     /// No command to run.
     #[error("no command to run: give one after the image or set Cmd/Entrypoint in the image")]
     NoCommand,
@@ -159,7 +165,7 @@ fn built<T>(what: &'static str, r: Result<T, OciSpecError>) -> Result<T, SpecErr
 /// [`SpecError::Rlimit`] (getrlimit failed) and [`SpecError::Build`].
 pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     let nofile = nofile_limit(host_nofile_hard()?);
-    let process = build_process(input, nofile, host_last_cap())?;
+    let process = build_process(input, nofile, host_allowed_caps())?;
     let linux = build_linux(input)?;
     let mut mounts = default_mounts(&input.etc_files);
     if input.privileged {
@@ -209,7 +215,7 @@ pub fn host_nofile_hard() -> Result<u64, SpecError> {
 }
 
 /// The `process` section: args, env, cwd, user, capabilities, rlimits, terminal.
-fn build_process(input: &SpecInput, nofile: u64, last_cap: u8) -> Result<Process, SpecError> {
+fn build_process(input: &SpecInput, nofile: u64, allowed_caps: u64) -> Result<Process, SpecError> {
     if input.args.is_empty() {
         return Err(SpecError::NoCommand);
     }
@@ -223,7 +229,12 @@ fn build_process(input: &SpecInput, nofile: u64, last_cap: u8) -> Result<Process
             cwd: input.cwd.clone(),
         });
     }
-    let set = capability_set(&input.cap_add, &input.cap_drop, input.privileged, last_cap)?;
+    let set = capability_set(
+        &input.cap_add,
+        &input.cap_drop,
+        input.privileged,
+        allowed_caps,
+    )?;
     let mut caps = built(
         "capabilities",
         LinuxCapabilitiesBuilder::default()

@@ -102,6 +102,31 @@ pub fn host_last_cap() -> u8 {
         .unwrap_or(40)
 }
 
+/// Bit mask of capabilities `0..=last_cap`.
+pub fn mask_up_to(last_cap: u8) -> u64 {
+    if last_cap >= 63 {
+        u64::MAX
+    } else {
+        (1u64 << (last_cap + 1)) - 1
+    }
+}
+
+/// The capabilities a container can be given here: the kernel's (`cap_last_cap`) that are
+/// also in this process's bounding set (`CapBnd` in /proc/self/status, proc(5)). A runtime
+/// cannot raise a capability its caller's bounding set lacks (capabilities(7)): on a host
+/// whose root lacks, say, CAP_SYS_RESOURCE, `--privileged` must leave it out, as Podman does.
+pub fn host_allowed_caps() -> u64 {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    bounding & mask_up_to(host_last_cap())
+}
+
 /// One parsed `--cap-add`/`--cap-drop` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CapName {
@@ -125,17 +150,19 @@ fn parse_cap(name: &str) -> Result<CapName, SpecError> {
 
 /// The capability set of a container (`bounding` = `effective` = `permitted`).
 ///
-/// `last_cap` is the kernel's highest capability number ([`host_last_cap`]): privileged and
-/// `ALL` only grant capabilities the kernel knows, as moby's `GetAllCapabilities` does.
+/// `allowed` is the mask of capabilities that can be granted ([`host_allowed_caps`]):
+/// privileged and `ALL` grant only those, as moby's `GetAllCapabilities` keeps to the
+/// kernel's; a capability named in `cap_add` outside it is an error that says so.
 ///
 /// # Errors
 /// [`SpecError::UnknownCapability`] naming the first value of `cap_add` or `cap_drop` that is
-/// not a capability (all values are validated, even when privileged).
+/// not a capability (all values are validated, even when privileged);
+/// [`SpecError::UnavailableCapability`] for an added one outside `allowed`.
 pub fn capability_set(
     cap_add: &[String],
     cap_drop: &[String],
     privileged: bool,
-    last_cap: u8,
+    allowed: u64,
 ) -> Result<Capabilities, SpecError> {
     let add = cap_add
         .iter()
@@ -148,11 +175,20 @@ pub fn capability_set(
     let all = || {
         ALL_CAPABILITIES
             .iter()
-            .filter(|(_, n)| *n <= last_cap)
+            .filter(|(_, n)| allowed & (1u64 << n) != 0)
             .map(|(c, _)| *c)
     };
     if privileged {
         return Ok(all().collect());
+    }
+    for c in &add {
+        if let CapName::One(cap) = c {
+            if allowed & (1u64 << capability_number(*cap)) == 0 {
+                return Err(SpecError::UnavailableCapability {
+                    name: format!("{cap:?}"),
+                });
+            }
+        }
     }
     let added = add.iter().filter_map(|c| match c {
         CapName::One(c) => Some(*c),

@@ -98,7 +98,13 @@ fn cap_drop_all_keeps_only_added() {
 
 #[test]
 fn cap_add_all_minus_drop() {
-    let set = capability_set(&["all".to_owned()], &["SYS_ADMIN".to_owned()], false, 40).unwrap();
+    let set = capability_set(
+        &["all".to_owned()],
+        &["SYS_ADMIN".to_owned()],
+        false,
+        mask_up_to(40),
+    )
+    .unwrap();
     assert_eq!(set.len(), 40);
     assert!(!set.contains(&Capability::SysAdmin));
     assert!(set.contains(&Capability::NetAdmin));
@@ -106,7 +112,7 @@ fn cap_add_all_minus_drop() {
 
 #[test]
 fn all_respects_the_kernels_last_cap() {
-    let set = capability_set(&[], &[], true, 37).unwrap();
+    let set = capability_set(&[], &[], true, mask_up_to(37)).unwrap();
     assert_eq!(set.len(), 38);
     assert!(!set.contains(&Capability::Bpf));
     assert!(set.contains(&Capability::AuditRead));
@@ -144,7 +150,7 @@ fn privileged_gets_everything_and_no_masks() {
     i.privileged = true;
     let spec = build_spec(&i).unwrap();
     let caps = caps_of(&spec);
-    let n = usize::from(host_last_cap().min(40)) + 1;
+    let n = (host_allowed_caps() & mask_up_to(40)).count_ones() as usize;
     assert_eq!(caps.effective().as_ref().unwrap().len(), n);
     assert!(caps
         .bounding()
@@ -447,4 +453,17 @@ fn no_oci_spec_defaults_leak_in() {
     ] {
         assert!(p.get(absent).is_none(), "{absent}: {p}");
     }
+}
+
+#[test]
+fn only_capabilities_in_the_bounding_set_are_granted() {
+    // A host whose bounding set lacks CAP_SYS_RESOURCE (24), like this CI machine's root.
+    let allowed = mask_up_to(40) & !(1u64 << 24);
+    let set = capability_set(&[], &[], true, allowed).unwrap();
+    assert!(!set.contains(&Capability::SysResource));
+    assert!(set.contains(&Capability::SysAdmin));
+    let all = capability_set(&["ALL".to_owned()], &[], false, allowed).unwrap();
+    assert!(!all.contains(&Capability::SysResource));
+    let err = capability_set(&["SYS_RESOURCE".to_owned()], &[], false, allowed).unwrap_err();
+    assert!(err.to_string().contains("bounding set"), "{err}");
 }
