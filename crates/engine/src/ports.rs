@@ -64,10 +64,13 @@ impl Engine {
         }
         let mut lines = Vec::new();
         for k in &conflicts {
+            let at = match k.addr {
+                std::net::IpAddr::V4(a) => format!("{a}:{}", k.port.port),
+                std::net::IpAddr::V6(a) => format!("[{a}]:{}", k.port.port),
+            };
             lines.push(format!(
-                "port {} on {} is already in use by {}",
+                "port {} is already in use ({at}) by {}",
                 k.port,
-                k.addr,
                 self.describe_owners(&k.owners)
             ));
         }
