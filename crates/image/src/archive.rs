@@ -133,8 +133,11 @@ impl Staged {
     /// `tmp_parent`. Only regular files and symlinks are kept; the temp dir goes on drop.
     pub(crate) fn extract(reader: impl Read, tmp_parent: &Path) -> Result<Self, ArchiveError> {
         let read = |source| ArchiveError::Read { source };
+        // The pid in the name lets a later process tell a dead load's leftovers from a live
+        // one's (see `ImageStore::sweep_leftovers`).
+        let prefix = format!(".load-{}-", std::process::id());
         let dir = tempfile::Builder::new()
-            .prefix(".load-")
+            .prefix(&prefix)
             .tempdir_in(tmp_parent)
             .map_err(read)?;
         let (reader, _) = decompress(reader).map_err(read)?;

@@ -86,7 +86,36 @@ impl ImageStore {
             path,
             source: e.into(),
         })?;
+        self.sweep_leftovers();
         Ok(file)
+    }
+
+    /// Removes what loads killed mid-way left behind. Called with the lock held, so any
+    /// `layers/.tmp-*` (unpacking) or `layers/.del-*` (removal) belongs to a dead process;
+    /// `tmp/.load-<pid>-*` staging dirs are made before the lock and are removed only when
+    /// their pid is gone. Best effort: a failure leaves the entry for next time.
+    fn sweep_leftovers(&self) {
+        let entries = |d: PathBuf| fs::read_dir(d).into_iter().flatten().flatten();
+        for e in entries(self.layers_dir()) {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".tmp-") || name.starts_with(".del-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        for e in entries(self.tmp_dir()) {
+            let name = e.file_name();
+            let pid = name
+                .to_string_lossy()
+                .strip_prefix(".load-")
+                .and_then(|r| r.split('-').next().map(str::to_string))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
     }
 
     /// Loads every image of a docker-archive or OCI-layout archive (optionally gzip or zstd

@@ -322,3 +322,26 @@ fn import_builds_one_layer_image_with_changes() {
         .unwrap_err();
     assert!(matches!(err, ImageError::Change(_)), "{err}");
 }
+
+#[test]
+fn leftovers_of_dead_loads_are_swept_under_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Store::open(dir.path()).unwrap();
+    let images = ImageStore::open(dir.path()).unwrap();
+    let root = dir.path().join("images");
+    let dead_unpack = root.join("layers/.tmp-abc");
+    let dead_remove = root.join("layers/.del-abc");
+    // Pid 4194304 is above the kernel's pid_max limit: never a live process.
+    let dead_stage = root.join("tmp/.load-4194304-xyz");
+    let live_stage = root.join(format!("tmp/.load-{}-xyz", std::process::id()));
+    for d in [&dead_unpack, &dead_remove, &dead_stage, &live_stage] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    // Any operation that takes the store lock sweeps; removing an unknown image does.
+    assert!(images.remove(&mut db, "nothing:here", false).is_err());
+    assert!(!dead_unpack.exists() && !dead_remove.exists() && !dead_stage.exists());
+    assert!(
+        live_stage.exists(),
+        "a live process's staging dir must stay"
+    );
+}
