@@ -27,7 +27,8 @@ if [ -n "${BERTH_BIN:-}" ]; then
     berth_bin=$(realpath "$BERTH_BIN")
 else
     cargo build --release --bin berth
-    berth_bin=$PWD/target/release/berth
+    berth_bin=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
+    case $berth_bin in /*) ;; *) berth_bin=$PWD/$berth_bin ;; esac
 fi
 
 work=$(mktemp -d /var/tmp/berth-demo.XXXXXX)

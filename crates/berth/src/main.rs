@@ -62,12 +62,16 @@ fn main() -> ExitCode {
             };
         }
     };
+    if !matches!(cli.command, cmd::Command::Monitor(_)) {
+        berth_sys::process::default_sigpipe();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let code = match run(cli) {
         Ok(code) => code,

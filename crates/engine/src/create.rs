@@ -69,12 +69,25 @@ impl Engine {
                  listens on the host's ports directly; drop -p (use --expose to declare ports)"
                     .into(),
             )),
+            NetworkMode::None if !req.publish.is_empty() => Err(EngineError::Invalid(
+                "published ports (-p/-P) need a bridge network, and --net none has no network: \
+                 drop -p, or use --net host to serve on the host's ports directly (bridge \
+                 networks, the usual home of -p, are coming)"
+                    .into(),
+            )),
             NetworkMode::Host | NetworkMode::None => Ok(()),
             NetworkMode::Container(target) => {
                 if !req.publish.is_empty() {
                     return Err(EngineError::Invalid(
                         "published ports (-p) cannot be used with --net container:NAME: publish \
                          them on the container whose network is shared"
+                            .into(),
+                    ));
+                }
+                if req.config.hostname.is_some() {
+                    return Err(EngineError::Invalid(
+                        "conflicting options: --hostname and --net container:NAME (the \
+                         container takes the hostname of the one whose network it joins)"
                             .into(),
                     ));
                 }

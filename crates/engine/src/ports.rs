@@ -75,8 +75,9 @@ impl Engine {
             ));
         }
         Err(EngineError::PortConflict(format!(
-            "cannot start container {} with --net host: {}. Stop the other listener, change the \
-             port this container listens on, or pass --skip-port-check to start it anyway",
+            "cannot start container {} with --net host: {}. The ports checked are the image's \
+             EXPOSE plus --expose. Stop the other listener, or run/create the container with \
+             --skip-port-check if it will not use these ports",
             name,
             lines.join("; ")
         )))

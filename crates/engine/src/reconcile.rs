@@ -50,7 +50,7 @@ impl Engine {
         if !stale && !leftovers {
             return Ok(c);
         }
-        tracing::warn!(id = %c.id, "monitor gone: releasing the container's resources");
+        tracing::info!(id = %c.id, "monitor gone: releasing the container's resources");
         if c.state.pid > 0 && pid_alive(c.state.pid) {
             let _ = self.runtime.kill(&c.id, "KILL");
         }

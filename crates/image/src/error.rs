@@ -52,7 +52,7 @@ pub enum ImageError {
         actual: String,
     },
     /// No image matches a name or id.
-    #[error("no such image: {0}; see `berth images`")]
+    #[error("no such image: {0}; see `berth images` (berth cannot pull from a registry yet: bring the image in with `berth load -i FILE` or `berth import`)")]
     NotFound(String),
     /// An id prefix matches several images.
     #[error("image id prefix {prefix:?} is ambiguous ({count} images); give more characters")]

@@ -13,6 +13,7 @@ pub mod fd;
 pub mod link;
 mod netlink;
 pub mod netns;
+pub mod process;
 pub mod procfs;
 pub mod sockdiag;
 #[cfg(feature = "test-support")]
