@@ -100,7 +100,7 @@ pub fn write_bundle(engine: &mut Engine, c: &Container) -> Result<Bundle, Engine
             .as_deref()
             .or(image_cfg.user().as_deref().filter(|u| !u.is_empty())),
     )?;
-    ensure_cwd(&rootfs_dir, &process.cwd, user.uid, user.gid);
+    ensure_cwd(&rootfs_dir, &process.cwd, user.uid, user.gid)?;
     let (netns, etc, hostname, sandbox_key) = network_setup(engine, c, &dir)?;
     let input = SpecInput {
         rootfs: rootfs_dir,
@@ -141,15 +141,23 @@ fn check_command(rootfs_dir: &Path, p: &Process) -> Result<(), EngineError> {
     }
 }
 
-/// Docker creates a missing working directory, owned by the container user.
-fn ensure_cwd(rootfs_dir: &Path, cwd: &str, uid: u32, gid: u32) {
-    if rootfs::resolve_in_root(rootfs_dir, Path::new(cwd)).is_some() {
-        return;
+/// Docker creates a missing working directory, owned by the container user; one that
+/// exists but is not a directory is refused.
+fn ensure_cwd(rootfs_dir: &Path, cwd: &str, uid: u32, gid: u32) -> Result<(), EngineError> {
+    if let Some(found) = rootfs::resolve_in_root(rootfs_dir, Path::new(cwd)) {
+        if found.is_dir() {
+            return Ok(());
+        }
+        return Err(EngineError::Invalid(format!(
+            "working directory {cwd:?} exists in the image but is not a directory: choose \
+             another -w"
+        )));
     }
     let host = rootfs_dir.join(cwd.trim_start_matches('/'));
     if std::fs::create_dir_all(&host).is_ok() {
         let _ = std::os::unix::fs::chown(&host, Some(uid), Some(gid));
     }
+    Ok(())
 }
 
 type NetSetup = (NetNsSpec, EtcPaths, String, String);

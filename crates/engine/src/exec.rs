@@ -58,6 +58,16 @@ impl Engine {
                 )))
             }
         }
+        if let Some(w) = &req.workdir {
+            let dir = rootfs::resolve_in_root(&rootfs_dir, std::path::Path::new(w));
+            if !w.starts_with('/') || !dir.is_some_and(|d| d.is_dir()) {
+                return Err(EngineError::CannotInvoke(format!(
+                    "exec: working directory {w:?} is not an existing absolute directory in \
+                     container {}",
+                    c.name
+                )));
+            }
+        }
         let u = match &req.user {
             Some(spec) => Some(user::resolve_user(&rootfs_dir, Some(spec))?),
             None => None,

@@ -12,6 +12,7 @@ pub mod create;
 pub mod etc_files;
 pub mod exec;
 pub mod inspect;
+pub mod lock;
 pub mod logs;
 pub mod monitor;
 pub mod paths;

@@ -34,8 +34,10 @@ const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
 
 /// Entry point of `berth __monitor`. `ready_fd` is the pipe the starting CLI reads
 /// (`created`, `started`, or `error CODE MESSAGE`). Returns the process exit code.
-pub fn main(engine: Engine, id: &str, attach_first: bool, ready_fd: RawFd) -> i32 {
+/// `lock_fd` is the container's monitor lock (see `lock`), held until this process exits.
+pub fn main(engine: Engine, id: &str, attach_first: bool, ready_fd: RawFd, lock_fd: RawFd) -> i32 {
     let ready = berth_sys::fd::take_inherited(ready_fd).map(File::from).ok();
+    let _lock = berth_sys::fd::take_inherited(lock_fd).ok();
     let _ = nix::unistd::setsid();
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         tracing::warn!(%e, "cannot become a child subreaper");

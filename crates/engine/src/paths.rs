@@ -46,6 +46,10 @@ impl Paths {
     pub fn pid_file(&self, id: &str) -> PathBuf {
         self.run_dir(id).join("init.pid")
     }
+    /// The monitor lock (see `lock`), `<runroot>/locks/<id>`.
+    pub fn monitor_lock(&self, id: &str) -> PathBuf {
+        self.runroot.join("locks").join(id)
+    }
     /// The network sandbox bind mount, `<runroot>/netns/<id>`.
     pub fn sandbox_key(&self, id: &str) -> PathBuf {
         self.runroot.join("netns").join(id)

@@ -5,7 +5,13 @@ use std::str::FromStr;
 
 use berth_net::{hostport, Listener, NetworkMode, PortSpec};
 
+use std::fs::File;
+
 use crate::state::{Container, Status};
+
+/// How long after its start a host-mode container still counts as "starting" for the port
+/// check: time for its process to bind what it declared.
+pub const STARTING_WINDOW: chrono::Duration = chrono::Duration::seconds(2);
 use crate::{Engine, EngineError};
 
 impl Engine {
@@ -44,7 +50,63 @@ impl Engine {
     ///
     /// Errors: [`EngineError::PortConflict`] with the whole explanation.
     pub fn check_host_ports(&self, c: &Container) -> Result<(), EngineError> {
-        self.check_host_ports_of(c.name.as_str(), &c.image_id, &c.config.expose)
+        self.check_host_ports_of(c.name.as_str(), &c.image_id, &c.config.expose)?;
+        self.check_starting_host_containers(c)
+    }
+
+    /// Host-mode containers started a moment ago may not have bound their ports yet; two
+    /// concurrent starts would both pass the socket check. Under the host-port lock (see
+    /// [`Engine::host_port_lock`]), a container whose monitor runs and that started less than
+    /// [`STARTING_WINDOW`] ago (or has not started yet) counts as holding its declared ports.
+    fn check_starting_host_containers(&self, c: &Container) -> Result<(), EngineError> {
+        let wanted = self.declared_ports(c)?;
+        let now = chrono::Utc::now();
+        for other in self.containers()? {
+            let starting = match other.state.status {
+                Status::Created => true,
+                Status::Running => other
+                    .state
+                    .started_at
+                    .is_none_or(|t| now - t < STARTING_WINDOW),
+                _ => false,
+            };
+            if other.id == c.id
+                || other.config.skip_port_check
+                || !starting
+                || NetworkMode::from_str(&other.config.network) != Ok(NetworkMode::Host)
+                || !crate::lock::monitor_running(&self.paths, &other.id)
+            {
+                continue;
+            }
+            let theirs = self.declared_ports(&other)?;
+            if let Some(p) = wanted.iter().find(|p| theirs.contains(p)) {
+                return Err(EngineError::PortConflict(format!(
+                    "cannot start container {} with --net host: port {p} is declared by \
+                     container {}, which is starting on the host network. Stop it, or \
+                     run/create this one with --skip-port-check if it will not use the port",
+                    c.name, other.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Serialises host-mode starts from the port check until the container runs
+    /// (flock(2) on `<runroot>/locks/host-ports`; released on drop).
+    pub fn host_port_lock(&self) -> Result<File, EngineError> {
+        let path = self.paths.runroot.join("locks").join("host-ports");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+        }
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| EngineError::io(&path, e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| EngineError::io(&path, e.into()))?;
+        Ok(file)
     }
 
     /// [`Engine::check_host_ports`] before the container exists (`run`/`create`).

@@ -39,9 +39,12 @@ pub fn monitor_alive(s: &ContainerState) -> bool {
 impl Engine {
     /// Reconciles one container and returns its current record.
     pub fn reconcile_one(&mut self, c: Container) -> Result<Container, EngineError> {
-        if monitor_alive(&c.state) {
-            return Ok(c);
-        }
+        // A live monitor (even one that has not recorded itself yet) holds the lock.
+        let Some(_lock) = crate::lock::MonitorLock::try_acquire(&self.paths, &c.id)? else {
+            return self.container(&c.id);
+        };
+        // No monitor can start while we hold the lock: judge from a fresh read.
+        let c = self.container(&c.id)?;
         let stale = c.state.monitor_pid != 0
             || matches!(c.state.status, Status::Running | Status::Restarting);
         let leftovers = crate::rootfs::is_mounted(&self.paths.rootfs(&c.id))
@@ -71,6 +74,7 @@ impl Engine {
             s.sandbox_key.clear();
         })?;
         if c.config.auto_remove && was_running {
+            drop(_lock);
             crate::remove::purge(self, &c.id)?;
             return Err(EngineError::NoSuchContainer(c.id));
         }

@@ -20,23 +20,45 @@ impl Engine {
                 )));
             }
             self.kill_and_wait(&c.id, "KILL", std::time::Duration::from_secs(10))?;
-        } else if crate::reconcile::monitor_alive(&c.state) {
-            // A monitor still setting up (or waiting for a client that died): end it by its
-            // recorded pid (it is ours: same start time), then release what it made.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.state.monitor_pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while crate::reconcile::pid_alive(c.state.monitor_pid)
-                && std::time::Instant::now() < end
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
+        } else if crate::lock::monitor_running(&self.paths, &c.id) {
+            if !force {
+                return Err(EngineError::Invalid(format!(
+                    "cannot remove container {}: it is starting; wait, or use rm -f",
+                    c.name
+                )));
             }
-            let _ = self.runtime.kill(&c.id, "KILL");
+            self.end_starting_monitor(&c.id)?;
         }
         purge(self, &c.id)?;
         Ok(c.name.to_string())
+    }
+}
+
+impl Engine {
+    /// Ends a monitor that is still setting up (or waiting for an attach client that died):
+    /// SIGKILL by its recorded pid once it has recorded itself (its start time proves it is
+    /// the same process), then waits for its lock to be free.
+    fn end_starting_monitor(&mut self, id: &str) -> Result<(), EngineError> {
+        use std::time::{Duration, Instant};
+        let end = Instant::now() + Duration::from_secs(5);
+        while crate::lock::monitor_running(&self.paths, id) {
+            if let Some(c) = state::by_id(self.store.conn(), id)? {
+                if crate::reconcile::monitor_alive(&c.state) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(c.state.monitor_pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            if Instant::now() > end {
+                return Err(EngineError::Monitor(format!(
+                    "the monitor of container {id} did not end; try again"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.runtime.kill(id, "KILL");
+        Ok(())
     }
 }
 
@@ -75,6 +97,7 @@ pub fn purge(engine: &mut Engine, id: &str) -> Result<(), EngineError> {
         }
     }
     state::delete(&mut engine.store, id)?;
+    let _ = std::fs::remove_file(engine.paths.monitor_lock(id));
     match errors.into_iter().next() {
         None => Ok(()),
         Some(e) => Err(e),

@@ -46,6 +46,10 @@ impl Engine {
                 already_running: true,
             });
         }
+        let host_guard = match NetworkMode::from_str(&c.config.network)? {
+            NetworkMode::Host if !c.config.skip_port_check => Some(self.host_port_lock()?),
+            _ => None,
+        };
         self.preflight(&c)?;
         state::update_state(&mut self.store, &c.id, |s| {
             s.user_stopped = false;
@@ -68,6 +72,7 @@ impl Engine {
             stream = Some(conn);
         }
         self.expect_ready(&mut ready, &mut child, "started")?;
+        drop(host_guard);
         Ok(Started {
             container: self.container(&c.id)?,
             monitor: Some(child),
@@ -96,6 +101,22 @@ impl Engine {
     }
 
     fn spawn_monitor(&self, id: &str, attach: bool) -> Result<(Child, File), EngineError> {
+        // Taken here and inherited by the monitor: never a moment with a monitor but no lock.
+        // Recovery probes hold it for microseconds; a monitor holds it for good.
+        let mut lock = None;
+        for _ in 0..100 {
+            lock = crate::lock::MonitorLock::try_acquire(&self.paths, id)?;
+            if lock.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let lock = lock.ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "container {id} is already being started by another berth process"
+            ))
+        })?;
+        let lock_fd = lock.inheritable_fd()?;
         let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
             .map_err(|e| EngineError::Monitor(format!("pipe: {e}")))?;
         // The write end must survive exec into the monitor: clear its close-on-exec flag.
@@ -116,7 +137,9 @@ impl Engine {
             .arg(&self.runtime_name)
             .arg("__monitor")
             .arg("--ready-fd")
-            .arg(w.as_raw_fd().to_string());
+            .arg(w.as_raw_fd().to_string())
+            .arg("--lock-fd")
+            .arg(lock_fd.to_string());
         if attach {
             cmd.arg("--attach");
         }
@@ -131,6 +154,8 @@ impl Engine {
             .spawn()
             .map_err(|e| EngineError::Monitor(format!("cannot start the monitor: {e}")))?;
         drop(w);
+        // The monitor has its own copy of the locked descriptor now.
+        drop(lock);
         Ok((child, File::from(r)))
     }
 

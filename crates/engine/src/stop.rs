@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::reconcile::monitor_alive;
 use crate::state::{self, Status};
 use crate::{Engine, EngineError};
 
@@ -86,9 +85,8 @@ impl Engine {
     fn wait_monitor(&self, id: &str, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
         loop {
-            match state::by_id(self.store.conn(), id) {
-                Ok(Some(c)) if monitor_alive(&c.state) => {}
-                _ => return true,
+            if !crate::lock::monitor_running(&self.paths, id) {
+                return true;
             }
             if Instant::now() >= end {
                 return false;
@@ -104,7 +102,11 @@ pub fn normalize_signal(s: &str) -> Result<String, EngineError> {
     if let Ok(n) = s.parse::<i32>() {
         return nix::sys::signal::Signal::try_from(n)
             .map(|sig| sig.as_str().trim_start_matches("SIG").to_string())
-            .map_err(|_| EngineError::Invalid(format!("invalid signal {s:?}")));
+            .map_err(|_| {
+                EngineError::Invalid(format!(
+                    "invalid signal {s:?}: use a name like TERM, KILL, HUP or a number from 1 to 64"
+                ))
+            });
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);

@@ -85,6 +85,9 @@ fn open_input(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Read>> {
 pub fn load(mut engine: Engine, a: LoadArgs) -> CmdResult {
     let input = open_input(a.input.as_deref())?;
     let loaded = engine.images.load(&mut engine.store, input)?;
+    if loaded.is_empty() {
+        anyhow::bail!("the archive holds no image (its manifest lists none): nothing was loaded");
+    }
     if !a.quiet {
         for img in loaded {
             if img.tags.is_empty() {

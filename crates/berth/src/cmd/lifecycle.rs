@@ -57,6 +57,8 @@ pub fn restart(mut engine: Engine, a: StopArgs) -> CmdResult {
 }
 
 pub fn kill(mut engine: Engine, a: KillArgs) -> CmdResult {
+    // A bad signal is a usage error (125), found before any container is touched.
+    berth_engine::stop::normalize_signal(&a.signal)?;
     for_each(&a.containers, |k| {
         engine.kill(k, &a.signal)?;
         Ok(k.to_string())

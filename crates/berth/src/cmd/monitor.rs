@@ -12,6 +12,9 @@ pub struct MonitorArgs {
     /// The pipe to report `created`/`started`/`error` on.
     #[arg(long)]
     ready_fd: i32,
+    /// The container's monitor lock, taken by the starting CLI.
+    #[arg(long)]
+    lock_fd: i32,
     /// Wait for an attach client before starting the process.
     #[arg(long)]
     attach: bool,
@@ -21,6 +24,6 @@ pub struct MonitorArgs {
 
 pub fn monitor(engine: Engine, a: MonitorArgs) -> CmdResult {
     Ok(berth_engine::monitor::main(
-        engine, &a.id, a.attach, a.ready_fd,
+        engine, &a.id, a.attach, a.ready_fd, a.lock_fd,
     ))
 }

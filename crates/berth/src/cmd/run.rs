@@ -172,7 +172,7 @@ pub fn run(mut engine: Engine, a: RunArgs) -> CmdResult {
                 Ok(0)
             }
             Err(e) => {
-                if a.rm {
+                if a.rm || refused_before_start(&e) {
                     let _ = engine.remove(&c.id, true);
                 }
                 Err(e.into())
@@ -182,7 +182,7 @@ pub fn run(mut engine: Engine, a: RunArgs) -> CmdResult {
         let started = match engine.start(&c.id, true) {
             Ok(s) => s,
             Err(e) => {
-                if a.rm {
+                if a.rm || refused_before_start(&e) {
                     let _ = engine.remove(&c.id, true);
                 }
                 return Err(e.into());
@@ -200,6 +200,12 @@ pub fn run(mut engine: Engine, a: RunArgs) -> CmdResult {
         }
         Ok(code)
     }
+}
+
+/// A `run` refused by a pre-start check (a host port in use) leaves no container behind,
+/// as if `create` had refused it; other start failures keep it, as Docker does.
+fn refused_before_start(e: &berth_engine::EngineError) -> bool {
+    matches!(e, berth_engine::EngineError::PortConflict(_))
 }
 
 pub fn start(mut engine: Engine, a: StartArgs) -> CmdResult {

@@ -1,0 +1,85 @@
+//! The monitor lock: `<runroot>/locks/<id>`, held (flock(2), exclusive) by a container's
+//! monitor for its whole life. The starting CLI takes it *before* spawning the monitor and
+//! hands the descriptor down, so there is no moment in which a monitor exists but the lock is
+//! free. Whoever can take the lock knows no monitor runs: that is how recovery tells a dead
+//! monitor from one still starting up, without racing on pids.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use rustix::fs::{flock, FlockOperation};
+
+use crate::{EngineError, Paths};
+
+/// A held monitor lock. Dropping closes this descriptor without an explicit unlock: the
+/// kernel releases an flock only when the last descriptor of the open file description
+/// closes, so a monitor that inherited a copy keeps it after the starting CLI lets go.
+#[derive(Debug)]
+pub struct MonitorLock(File);
+
+impl MonitorLock {
+    /// Takes the lock of container `id` if free. `Ok(None)`: a monitor holds it.
+    pub fn try_acquire(paths: &Paths, id: &str) -> Result<Option<MonitorLock>, EngineError> {
+        let path = paths.monitor_lock(id);
+        let file = open(&path)?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(MonitorLock(file))),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(EngineError::io(&path, e.into())),
+        }
+    }
+
+    /// Lets the descriptor survive exec, for handing it to the monitor. Returns its number.
+    pub fn inheritable_fd(&self) -> Result<i32, EngineError> {
+        let fd = self.0.as_raw_fd();
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
+            .map_err(|e| EngineError::Monitor(format!("fcntl on the monitor lock: {e}")))?;
+        Ok(fd)
+    }
+}
+
+/// Whether a monitor holds the lock of container `id` (a probe: takes and drops it).
+pub fn monitor_running(paths: &Paths, id: &str) -> bool {
+    !matches!(MonitorLock::try_acquire(paths, id), Ok(Some(_)))
+}
+
+fn open(path: &Path) -> Result<File, EngineError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    }
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| EngineError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_tells_a_live_holder() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            root: d.path().join("root"),
+            runroot: d.path().join("run"),
+        };
+        assert!(!monitor_running(&paths, "abc"));
+        let held = MonitorLock::try_acquire(&paths, "abc")
+            .unwrap()
+            .expect("free");
+        assert!(monitor_running(&paths, "abc"));
+        assert!(MonitorLock::try_acquire(&paths, "abc").unwrap().is_none());
+        // A copy of the descriptor (as a monitor inherits it) keeps the lock after the
+        // original is dropped.
+        let copy = held.0.try_clone().unwrap();
+        drop(held);
+        assert!(monitor_running(&paths, "abc"));
+        drop(copy);
+        assert!(!monitor_running(&paths, "abc"));
+    }
+}
