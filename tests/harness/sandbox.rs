@@ -2,11 +2,12 @@
 //! own berth `--root`/`--runroot`, with the real `berth` binary run inside it, and a teardown
 //! that removes every container and then fails the test on anything leaked.
 
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -59,8 +60,8 @@ pub struct SandboxHost {
     root: TempDir,
     runroot: TempDir,
     bin: PathBuf,
-    next_subnet: Cell<u8>,
-    seen_ids: RefCell<BTreeSet<String>>,
+    next_subnet: AtomicU8,
+    seen_ids: Mutex<BTreeSet<String>>,
 }
 
 impl SandboxHost {
@@ -94,8 +95,8 @@ impl SandboxHost {
             root,
             runroot,
             bin,
-            next_subnet: Cell::new(0),
-            seen_ids: RefCell::new(BTreeSet::new()),
+            next_subnet: AtomicU8::new(0),
+            seen_ids: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -162,8 +163,7 @@ impl SandboxHost {
     /// Adds a client namespace joined to this host by a veth pair (subnets 10.77.0.0/24,
     /// 10.77.1.0/24, ... in creation order). Panics if `ip` fails.
     pub fn add_client(&self) -> Client {
-        let subnet = self.next_subnet.get();
-        self.next_subnet.set(subnet + 1);
+        let subnet = self.next_subnet.fetch_add(1, Ordering::Relaxed);
         Client::new(self.netns.name(), subnet).unwrap_or_else(|e| panic!("client netns: {e:#}"))
     }
 
@@ -221,7 +221,12 @@ impl SandboxHost {
     }
 
     pub(crate) fn seen_ids_snapshot(&self) -> Vec<String> {
-        self.seen_ids.borrow().iter().cloned().collect()
+        self.seen_ids
+            .lock()
+            .expect("ids lock")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn netns_ino(&self) -> Option<u64> {
@@ -234,7 +239,7 @@ impl SandboxHost {
 
     fn remember_ids(&self, stdout: &[u8]) {
         let text = String::from_utf8_lossy(stdout);
-        let mut seen = self.seen_ids.borrow_mut();
+        let mut seen = self.seen_ids.lock().expect("ids lock");
         for word in text.split_whitespace() {
             if word.len() == 64 && word.bytes().all(|b| b.is_ascii_hexdigit()) {
                 seen.insert(word.to_string());
