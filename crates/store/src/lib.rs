@@ -35,6 +35,9 @@ pub enum StoreError {
     },
 }
 
+/// WAL pages after which a commit checkpoints (SQLite's default is 1000).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 64;
+
 /// Schema version written to `PRAGMA user_version`.
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -109,13 +112,16 @@ impl Store {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
             // Every CLI process is usually the last connection to close; by default SQLite
-            // then checkpoints and deletes the WAL (two fsyncs, and another two to recreate
-            // it next time). Leave the WAL in place; SQLite still checkpoints automatically
-            // every 1000 pages (sqlite.org/wal.html, "Automatic Checkpoint").
+            // then checkpoints and deletes the WAL (fsyncs), and the next process recreates
+            // it. Leave the WAL in place, but keep it small: a process that opens the database
+            // alone rebuilds the WAL index by reading the whole WAL (sqlite.org/walformat.html,
+            // "Recovery"), so a long WAL slows every command. 64 pages = 256 KiB.
             conn.set_db_config(
                 rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
                 true,
             )?;
+            conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+            conn.pragma_update(None, "journal_size_limit", WAL_AUTOCHECKPOINT_PAGES * 4096)?;
             let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if version < SCHEMA_VERSION {
                 let tx = conn.unchecked_transaction()?;
