@@ -408,3 +408,46 @@ fn restart_always_and_unless_stopped_stop_for_good_after_stop() {
         .code(125);
     assert!(bad.starts_with("berth: "), "{bad}");
 }
+
+#[test]
+fn a_runtime_that_refuses_this_host_is_named_with_the_reason() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    // An absent runtime: a clear error, nothing recorded.
+    let err = host
+        .cli(&["--runtime", "no-such-runtime", "run", "--rm", "web", "true"])
+        .code(125);
+    assert!(
+        err.contains("no-such-runtime") && err.contains("--runtime"),
+        "{err}"
+    );
+    let Some(crun) = ["/usr/bin/crun", "/usr/local/bin/crun"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        berth_tests::skip!("crun is not installed: its cgroup-layout refusal cannot be shown");
+    };
+    let cgroup2_hybrid = std::path::Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
+    let out = host.cli(&[
+        "--runtime",
+        crun,
+        "run",
+        "--rm",
+        "--name",
+        "c1",
+        "web",
+        "true",
+    ]);
+    if out.success() {
+        berth_tests::skip!("crun accepted this host's cgroup layout (not a hybrid v1/v2 host)");
+    }
+    let err = out.code(125);
+    if cgroup2_hybrid {
+        assert!(
+            err.contains("cgroup layout") && err.contains("--runtime runc"),
+            "crun's refusal is explained: {err}"
+        );
+    }
+    // The failed start left the container created, not half-running; rm cleans it.
+    host.cli(&["rm", "-f", "c1"]).ok_or_berth_error();
+}
