@@ -240,7 +240,9 @@ fn logs_tail_and_follow() {
         "web",
         "sh",
         "-c",
-        "echo one; echo two; echo three >&2",
+        // stdout and stderr are separate pipes read by separate pumps (as in Docker): the
+        // pause makes the order in the log the order of writing.
+        "echo one; echo two; sleep 0.3; echo three >&2",
     ])
     .ok();
     assert!(wait_until(Duration::from_secs(10), || host.status("talk") == "exited"));
