@@ -11,6 +11,7 @@
 pub mod driver;
 pub mod hostport;
 pub mod mode;
+pub mod model;
 pub mod port;
 pub mod sandbox;
 
@@ -19,6 +20,10 @@ pub use hostport::{
     HostPortError,
 };
 pub use mode::{ModeError, NetworkMode};
+pub use model::{
+    parse_publish, DriverName, EndpointState, IfName, ModelError, NetworkName, NetworkState,
+    PortMapping, PublishRequest, SubnetConfig, SubnetState,
+};
 pub use port::{parse_exposed, PortError, PortSpec, Proto};
 pub use sandbox::{NetNsSpec, Sandbox, SandboxError, SandboxSpec};
 

@@ -35,7 +35,10 @@ pub enum SockDiagError {
 }
 
 /// A transport protocol that ports belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Proto {
     /// TCP (IPPROTO_TCP = 6).
     Tcp,
