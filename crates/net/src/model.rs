@@ -290,18 +290,18 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PublishRequest>, ModelError> {
         ),
         None => (spec, Proto::Tcp),
     };
-    let (host_ip, rest) = split_host_ip(body).map_err(|r| bad(r))?;
+    let (host_ip, rest) = split_host_ip(body).map_err(&bad)?;
     let parts: Vec<&str> = rest.split(':').collect();
     let (host, container) = match parts.as_slice() {
         [c] => ("", *c),
         [h, c] => (*h, *c),
         _ => return Err(bad("too many ':'")),
     };
-    let (c_lo, c_hi) = port_range(container).map_err(|r| bad(r))?;
+    let (c_lo, c_hi) = port_range(container).map_err(&bad)?;
     let (h_lo, h_hi) = if host.is_empty() {
         (0, 0)
     } else {
-        port_range(host).map_err(|r| bad(r))?
+        port_range(host).map_err(&bad)?
     };
     let n = c_hi - c_lo;
     if h_lo != 0 && h_hi - h_lo != n {
