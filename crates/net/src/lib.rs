@@ -13,6 +13,7 @@ pub mod hostport;
 pub mod mode;
 pub mod model;
 pub mod port;
+pub mod records;
 pub mod sandbox;
 
 pub use hostport::{
