@@ -4,6 +4,8 @@
 //! - [`fd`]: inherited fds, SCM_RIGHTS passing, openat2 in a root, rlimits.
 //! - [`netns`]: network namespaces pinned on files, running code inside one.
 //! - [`link`]: interfaces and addresses (rtnetlink).
+//! - [`route`]: routes of the main table (rtnetlink).
+//! - [`sysctl`]: `/proc/sys/net` keys of the calling thread's namespace.
 //! - [`sockdiag`]: listening sockets (sock_diag netlink).
 //! - [`procfs`]: socket owners from `/proc`.
 
@@ -15,7 +17,9 @@ mod netlink;
 pub mod netns;
 pub mod process;
 pub mod procfs;
+pub mod route;
 pub mod sockdiag;
+pub mod sysctl;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

@@ -1,17 +1,40 @@
 //! Network interfaces and their addresses in the calling thread's network
-//! namespace, over rtnetlink (`RTM_GETLINK`, `RTM_GETADDR`, `RTM_SETLINK`).
+//! namespace, over rtnetlink: listing (`RTM_GETLINK`, `RTM_GETADDR`), creating
+//! bridges and veth pairs (`RTM_NEWLINK`), changing links (`RTM_SETLINK`:
+//! up/down, MTU, MAC, name, master, namespace, bridge-port hairpin), deleting
+//! them (`RTM_DELLINK`) and adding addresses (`RTM_NEWADDR`).
 //!
-//! Protocol facts: rtnetlink(7), `include/uapi/linux/if_link.h`.
+//! Every request is built by a small pure function (the netlink message `ip`
+//! would send) and then sent; unit tests check the messages, privileged tests
+//! in `tests/` check what the kernel does with them.
+//!
+//! Protocol facts: rtnetlink(7), `include/uapi/linux/if_link.h`,
+//! `include/uapi/linux/if_addr.h`, `net/core/rtnetlink.c` (links addressed by
+//! `IFLA_IFNAME` when `ifi_index` is 0), kernel doc
+//! `Documentation/networking/bridge.rst` (bridge ports, hairpin mode).
 
 use std::fmt;
 use std::net::IpAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::str::FromStr;
 
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use netlink_packet_route::RouteNetlinkMessage;
+use ipnet::IpNet;
+use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    LinkProtoInfoBridge,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::protocols::NETLINK_ROUTE;
 
 use crate::netlink::{self, NetlinkError};
+
+/// `IFLA_BRPORT_MODE` (include/uapi/linux/if_link.h): the bridge port's
+/// hairpin ("reflective relay") flag inside a nested `IFLA_PROTINFO`.
+const IFLA_BRPORT_MODE: u16 = 4;
 
 /// Errors of link queries and changes.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +54,30 @@ pub enum LinkError {
         /// The interface name that was looked up.
         name: String,
     },
+    /// A link that should be a bridge exists with another kind.
+    #[error("interface {name:?} exists but is a {kind} link, not a bridge; remove it (`ip link del {name}`) or choose another bridge name")]
+    NotBridge {
+        /// The interface name.
+        name: String,
+        /// Its kind (`IFLA_INFO_KIND`), `unknown` if it has none (e.g. a physical NIC).
+        kind: String,
+    },
+    /// A MAC address string could not be parsed.
+    #[error("invalid MAC address {0:?}: use six colon-separated hex bytes like 02:42:ac:11:00:02")]
+    BadMac(String),
+}
+
+impl LinkError {
+    /// The errno behind this error: the kernel's for [`LinkError::Netlink`],
+    /// `ENODEV` for [`LinkError::NotFound`], `EEXIST` for [`LinkError::NotBridge`].
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Self::Netlink { source, .. } => source.errno(),
+            Self::NotFound { .. } => Some(libc::ENODEV),
+            Self::NotBridge { .. } => Some(libc::EEXIST),
+            Self::BadMac(_) => Some(libc::EINVAL),
+        }
+    }
 }
 
 /// A 48-bit IEEE 802 MAC address.
@@ -48,7 +95,29 @@ impl fmt::Display for MacAddr {
     }
 }
 
-/// One network interface as the kernel reports it (`ip link`).
+impl FromStr for MacAddr {
+    type Err = LinkError;
+
+    /// Parses `aa:bb:cc:dd:ee:ff` (six hex bytes, either case).
+    fn from_str(s: &str) -> Result<Self, LinkError> {
+        let bad = || LinkError::BadMac(s.to_string());
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in &mut out {
+            let part = parts.next().ok_or_else(bad)?;
+            if part.len() != 2 {
+                return Err(bad());
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        match parts.next() {
+            Some(_) => Err(bad()),
+            None => Ok(MacAddr(out)),
+        }
+    }
+}
+
+/// One network interface as the kernel reports it (`ip -d link`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     /// Interface name (`IFLA_IFNAME`), at most 15 bytes.
@@ -61,6 +130,10 @@ pub struct Link {
     pub mtu: u32,
     /// Link-layer address when it is 6 bytes long (Ethernet-like links, including `lo`'s all-zero one).
     pub mac: Option<MacAddr>,
+    /// Link kind (`IFLA_INFO_KIND`: `bridge`, `veth`, ...); `None` for devices without one (`lo`, NICs).
+    pub kind: Option<String>,
+    /// Index of the master device (`IFLA_MASTER`), e.g. the bridge a port is enslaved to.
+    pub master: Option<u32>,
 }
 
 /// One interface address (`ip addr`).
@@ -81,6 +154,32 @@ fn nl_err(op: &str) -> impl FnOnce(NetlinkError) -> LinkError + '_ {
         op: op.to_string(),
         source,
     }
+}
+
+/// One rtnetlink request as built: the message, the extra header flags
+/// (besides `NLM_F_REQUEST | NLM_F_ACK`) and a short description for errors.
+#[derive(Debug)]
+struct Request {
+    msg: RouteNetlinkMessage,
+    flags: u16,
+    what: &'static str,
+}
+
+/// Sends `req` in the calling thread's namespace; `ENODEV` becomes
+/// [`LinkError::NotFound`] for `name`, other failures [`LinkError::Netlink`] for `op`.
+fn send(req: Request, name: &str, op: &str) -> Result<Vec<RouteNetlinkMessage>, LinkError> {
+    netlink::request_ack_flags(NETLINK_ROUTE, req.msg, req.flags, req.what).map_err(|source| {
+        if source.errno() == Some(libc::ENODEV) {
+            LinkError::NotFound {
+                name: name.to_string(),
+            }
+        } else {
+            LinkError::Netlink {
+                op: op.to_string(),
+                source,
+            }
+        }
+    })
 }
 
 /// Lists every interface of the calling thread's network namespace, by index.
@@ -104,6 +203,38 @@ pub fn list_links() -> Result<Vec<Link>, LinkError> {
     Ok(links)
 }
 
+/// The interface `name` of the calling thread's namespace (one `RTM_GETLINK`,
+/// not a dump).
+///
+/// Errors: [`LinkError::NotFound`] if there is none, [`LinkError::Netlink`] otherwise.
+pub fn link_by_name(name: &str) -> Result<Link, LinkError> {
+    let replies = send(
+        Request {
+            msg: RouteNetlinkMessage::GetLink(by_name(name)),
+            flags: 0,
+            what: "RTM_GETLINK",
+        },
+        name,
+        &format!("look up interface {name}"),
+    )?;
+    replies
+        .iter()
+        .find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(link_from(l)),
+            _ => None,
+        })
+        .ok_or_else(|| LinkError::NotFound {
+            name: name.to_string(),
+        })
+}
+
+/// The index of interface `name` (`ip link show NAME`).
+///
+/// Errors: as [`link_by_name`].
+pub fn link_index(name: &str) -> Result<u32, LinkError> {
+    link_by_name(name).map(|l| l.index)
+}
+
 fn link_from(msg: &LinkMessage) -> Link {
     let mut link = Link {
         name: String::new(),
@@ -111,6 +242,8 @@ fn link_from(msg: &LinkMessage) -> Link {
         up: msg.header.flags.contains(LinkFlags::Up),
         mtu: 0,
         mac: None,
+        kind: None,
+        master: None,
     };
     for attr in &msg.attributes {
         match attr {
@@ -118,6 +251,13 @@ fn link_from(msg: &LinkMessage) -> Link {
             LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
             LinkAttribute::Address(bytes) => {
                 link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
+            }
+            LinkAttribute::Controller(index) => link.master = Some(*index),
+            LinkAttribute::LinkInfo(infos) => {
+                link.kind = infos.iter().find_map(|i| match i {
+                    LinkInfo::Kind(kind) => Some(kind.to_string()),
+                    _ => None,
+                });
             }
             _ => {}
         }
@@ -172,29 +312,299 @@ fn addr_from(msg: &AddressMessage, links: &[Link]) -> Option<Addr> {
     })
 }
 
+/// A link message that names its link by `IFLA_IFNAME` with index 0, which
+/// `RTM_GETLINK`/`RTM_SETLINK`/`RTM_DELLINK` accept (net/core/rtnetlink.c);
+/// saves looking the index up first.
+fn by_name(name: &str) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    msg
+}
+
+/// Sends an `RTM_SETLINK` for `name` carrying `msg`'s header and attributes.
+fn set_link(name: &str, msg: LinkMessage, op: &str) -> Result<(), LinkError> {
+    let req = Request {
+        msg: RouteNetlinkMessage::SetLink(msg),
+        flags: 0,
+        what: "RTM_SETLINK",
+    };
+    send(req, name, op).map(|_| ())
+}
+
+fn up_down_msg(name: &str, up: bool) -> LinkMessage {
+    let mut msg = by_name(name);
+    if up {
+        msg.header.flags = LinkFlags::Up;
+    }
+    msg.header.change_mask = LinkFlags::Up;
+    msg
+}
+
 /// Sets interface `name` administratively up (`ip link set NAME up`) in the
 /// calling thread's network namespace.
 ///
 /// Errors: [`LinkError::NotFound`] if no such interface, [`LinkError::Netlink`]
 /// if the kernel refuses (errno kept, e.g. `EPERM` when not root).
 pub fn set_up(name: &str) -> Result<(), LinkError> {
-    let link = list_links()?
-        .into_iter()
-        .find(|l| l.name == name)
-        .ok_or_else(|| LinkError::NotFound {
-            name: name.to_string(),
-        })?;
-    let mut msg = LinkMessage::default();
-    msg.header.index = link.index;
-    msg.header.flags = LinkFlags::Up;
-    msg.header.change_mask = LinkFlags::Up;
-    let op = format!("set {name} up");
-    netlink::request_ack(
-        NETLINK_ROUTE,
-        RouteNetlinkMessage::SetLink(msg),
-        "RTM_SETLINK",
+    set_link(name, up_down_msg(name, true), &format!("set {name} up"))
+}
+
+/// Sets interface `name` administratively down (`ip link set NAME down`).
+///
+/// Errors: as [`set_up`].
+pub fn set_down(name: &str) -> Result<(), LinkError> {
+    set_link(name, up_down_msg(name, false), &format!("set {name} down"))
+}
+
+fn mtu_msg(name: &str, mtu: u32) -> LinkMessage {
+    let mut msg = by_name(name);
+    msg.attributes.push(LinkAttribute::Mtu(mtu));
+    msg
+}
+
+/// Sets the MTU of `name` in bytes (`ip link set NAME mtu MTU`).
+///
+/// Errors: [`LinkError::NotFound`], [`LinkError::Netlink`] (`EINVAL` when the
+/// MTU is outside the device's min/max).
+pub fn set_mtu(name: &str, mtu: u32) -> Result<(), LinkError> {
+    set_link(
+        name,
+        mtu_msg(name, mtu),
+        &format!("set mtu {mtu} on {name}"),
     )
-    .map_err(nl_err(&op))
+}
+
+fn mac_msg(name: &str, mac: MacAddr) -> LinkMessage {
+    let mut msg = by_name(name);
+    msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+    msg
+}
+
+/// Sets the link-layer address of `name` (`ip link set NAME address MAC`).
+///
+/// Errors: [`LinkError::NotFound`], [`LinkError::Netlink`] (`EADDRNOTAVAIL` for
+/// a multicast MAC).
+pub fn set_mac(name: &str, mac: MacAddr) -> Result<(), LinkError> {
+    set_link(
+        name,
+        mac_msg(name, mac),
+        &format!("set mac {mac} on {name}"),
+    )
+}
+
+fn rename_msg(index: u32, new_name: &str) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    // A rename needs the index: with index 0 IFLA_IFNAME selects the link.
+    msg.header.index = index;
+    msg.attributes
+        .push(LinkAttribute::IfName(new_name.to_string()));
+    msg
+}
+
+/// Renames `name` to `new_name` (`ip link set NAME name NEW`); the link must be down.
+///
+/// Errors: [`LinkError::NotFound`], [`LinkError::Netlink`] (`EEXIST` if
+/// `new_name` is taken, `EBUSY` if the link is up).
+pub fn rename(name: &str, new_name: &str) -> Result<(), LinkError> {
+    let index = link_index(name)?;
+    set_link(
+        name,
+        rename_msg(index, new_name),
+        &format!("rename {name} to {new_name}"),
+    )
+}
+
+fn master_msg(name: &str, master_index: u32) -> LinkMessage {
+    let mut msg = by_name(name);
+    msg.attributes.push(LinkAttribute::Controller(master_index));
+    msg
+}
+
+/// Enslaves `name` to the bridge `bridge` (`ip link set NAME master BRIDGE`).
+///
+/// Errors: [`LinkError::NotFound`] naming whichever is missing, [`LinkError::Netlink`].
+pub fn set_master(name: &str, bridge: &str) -> Result<(), LinkError> {
+    let master = link_index(bridge)?;
+    set_link(
+        name,
+        master_msg(name, master),
+        &format!("set master {bridge} on {name}"),
+    )
+}
+
+fn netns_msg(name: &str, netns_fd: BorrowedFd<'_>) -> LinkMessage {
+    let mut msg = by_name(name);
+    msg.attributes
+        .push(LinkAttribute::NetNsFd(netns_fd.as_raw_fd()));
+    msg
+}
+
+/// Moves `name` into the network namespace open at `netns_fd` (`IFLA_NET_NS_FD`,
+/// `ip link set NAME netns NS`). The link keeps its name there; its index may change.
+///
+/// Errors: [`LinkError::NotFound`], [`LinkError::Netlink`] (`EEXIST` if the
+/// target namespace has a link of that name, `EINVAL` if the fd is not a netns).
+pub fn move_to_netns(name: &str, netns_fd: BorrowedFd<'_>) -> Result<(), LinkError> {
+    set_link(
+        name,
+        netns_msg(name, netns_fd),
+        &format!("move {name} to another netns"),
+    )
+}
+
+fn hairpin_msg(index: u32, on: bool) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    // AF_BRIDGE routes the request to the bridge's port handler
+    // (br_setlink), which only finds the port by index.
+    msg.header.interface_family = AddressFamily::Bridge;
+    msg.header.index = index;
+    let mode = DefaultNla::new(IFLA_BRPORT_MODE, vec![u8::from(on)]);
+    msg.attributes.push(LinkAttribute::ProtoInfoBridge(vec![
+        LinkProtoInfoBridge::Other(mode),
+    ]));
+    msg
+}
+
+/// Turns hairpin mode of bridge port `name` on or off (`bridge link set dev
+/// NAME hairpin on`): with it the bridge may send a frame back out of the port
+/// it came in on, which a container needs to reach its own published port
+/// through the host's address (kernel doc `Documentation/networking/bridge.rst`).
+///
+/// Errors: [`LinkError::NotFound`], [`LinkError::Netlink`] (`EOPNOTSUPP` if
+/// `name` is not a bridge port).
+pub fn set_bridge_port_hairpin(name: &str, on: bool) -> Result<(), LinkError> {
+    let index = link_index(name)?;
+    set_link(
+        name,
+        hairpin_msg(index, on),
+        &format!("set hairpin {on} on bridge port {name}"),
+    )
+}
+
+fn new_bridge_msg(name: &str, mtu: u32) -> LinkMessage {
+    let mut msg = by_name(name);
+    msg.attributes.push(LinkAttribute::Mtu(mtu));
+    msg.attributes
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::Bridge,
+        )]));
+    msg
+}
+
+/// Creates bridge `name` with `mtu` bytes, down (`ip link add NAME mtu MTU type
+/// bridge`). Idempotent: if a bridge of that name exists its MTU is set and
+/// that is success.
+///
+/// Errors: [`LinkError::NotBridge`] if `name` exists with another kind,
+/// [`LinkError::Netlink`] otherwise.
+pub fn create_bridge(name: &str, mtu: u32) -> Result<(), LinkError> {
+    let req = Request {
+        msg: RouteNetlinkMessage::NewLink(new_bridge_msg(name, mtu)),
+        flags: NLM_F_CREATE | NLM_F_EXCL,
+        what: "RTM_NEWLINK bridge",
+    };
+    match send(req, name, &format!("create bridge {name}")) {
+        Ok(_) => Ok(()),
+        Err(e) if e.errno() == Some(libc::EEXIST) => {
+            let link = link_by_name(name)?;
+            if link.kind.as_deref() != Some("bridge") {
+                return Err(LinkError::NotBridge {
+                    name: name.to_string(),
+                    kind: link.kind.unwrap_or_else(|| "unknown".into()),
+                });
+            }
+            if link.mtu != mtu {
+                set_mtu(name, mtu)?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn new_veth_msg(name: &str, peer: &str, mtu: u32) -> LinkMessage {
+    let mut peer_msg = by_name(peer);
+    peer_msg.attributes.push(LinkAttribute::Mtu(mtu));
+    let mut msg = by_name(name);
+    msg.attributes.push(LinkAttribute::Mtu(mtu));
+    msg.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
+    ]));
+    msg
+}
+
+/// Creates the veth pair `name` <-> `peer`, both with `mtu` bytes and down
+/// (`ip link add NAME mtu MTU type veth peer name PEER mtu MTU`).
+///
+/// Errors: [`LinkError::Netlink`] (`EEXIST` if either name is taken).
+pub fn create_veth(name: &str, peer: &str, mtu: u32) -> Result<(), LinkError> {
+    let req = Request {
+        msg: RouteNetlinkMessage::NewLink(new_veth_msg(name, peer, mtu)),
+        flags: NLM_F_CREATE | NLM_F_EXCL,
+        what: "RTM_NEWLINK veth",
+    };
+    send(req, name, &format!("create veth pair {name}/{peer}")).map(|_| ())
+}
+
+/// Deletes interface `name` (`ip link del NAME`); deleting one end of a veth
+/// pair deletes both. A missing interface is success (`ENODEV`).
+///
+/// Errors: [`LinkError::Netlink`] for other failures.
+pub fn delete_link(name: &str) -> Result<(), LinkError> {
+    let req = Request {
+        msg: RouteNetlinkMessage::DelLink(by_name(name)),
+        flags: 0,
+        what: "RTM_DELLINK",
+    };
+    match send(req, name, &format!("delete interface {name}")) {
+        Ok(_) | Err(LinkError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn new_addr_msg(index: u32, addr: IpNet) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.index = index;
+    msg.header.prefix_len = addr.prefix_len();
+    let ip = addr.addr();
+    match ip {
+        IpAddr::V4(_) => {
+            msg.header.family = AddressFamily::Inet;
+            // IPv4 wants both: IFA_LOCAL is the address, IFA_ADDRESS the
+            // (same, on non point-to-point links) destination (rtnetlink(7)).
+            msg.attributes.push(AddressAttribute::Local(ip));
+            msg.attributes.push(AddressAttribute::Address(ip));
+        }
+        IpAddr::V6(_) => {
+            msg.header.family = AddressFamily::Inet6;
+            // No duplicate address detection: berth's IPAM owns the subnet, and
+            // a tentative address cannot be used (nor routed via) for ~1 s.
+            msg.header.flags = AddressHeaderFlags::Nodad;
+            msg.attributes.push(AddressAttribute::Address(ip));
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+    }
+    msg
+}
+
+/// Adds `addr` (address and prefix length, e.g. `172.18.0.1/16`) to `name`
+/// (`ip addr add ADDR dev NAME`; IPv6 with `nodad`). An address already there
+/// is success (`EEXIST`).
+///
+/// Errors: [`LinkError::NotFound`], [`LinkError::Netlink`].
+pub fn add_address(name: &str, addr: IpNet) -> Result<(), LinkError> {
+    let index = link_index(name)?;
+    let req = Request {
+        msg: RouteNetlinkMessage::NewAddress(new_addr_msg(index, addr)),
+        flags: NLM_F_CREATE | NLM_F_EXCL,
+        what: "RTM_NEWADDR",
+    };
+    match send(req, name, &format!("add address {addr} to {name}")) {
+        Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
+        other => other.map(|_| ()),
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +615,129 @@ mod tests {
     fn mac_displays_lowercase_colon_separated() {
         let mac = MacAddr([0x02, 0x42, 0xac, 0x11, 0x00, 0x0a]);
         assert_eq!(mac.to_string(), "02:42:ac:11:00:0a");
+    }
+
+    #[test]
+    fn mac_parses_and_round_trips() {
+        let mac: MacAddr = "02:42:AC:11:00:0a".parse().unwrap();
+        assert_eq!(mac, MacAddr([0x02, 0x42, 0xac, 0x11, 0x00, 0x0a]));
+        assert_eq!(mac.to_string().parse::<MacAddr>().unwrap(), mac);
+        for bad in [
+            "",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:0a:01",
+            "2:42:ac:11:00:0a",
+            "zz:42:ac:11:00:0a",
+        ] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad:?}");
+        }
+    }
+
+    /// The bytes the kernel would receive for `msg` (header + attributes).
+    fn wire(msg: &LinkMessage) -> Vec<u8> {
+        use netlink_packet_core::Emitable;
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.emit(&mut buf);
+        buf
+    }
+
+    #[test]
+    fn hairpin_is_a_nested_protinfo_brport_mode_for_af_bridge() {
+        let bytes = wire(&hairpin_msg(7, true));
+        // ifinfomsg: family AF_BRIDGE (7), index 7.
+        assert_eq!(bytes[0], libc::AF_BRIDGE as u8);
+        assert_eq!(u32::from_ne_bytes(bytes[4..8].try_into().unwrap()), 7);
+        // IFLA_PROTINFO (12) | NLA_F_NESTED, holding IFLA_BRPORT_MODE (4) = 1.
+        let nla = &bytes[16..];
+        assert_eq!(u16::from_ne_bytes([nla[2], nla[3]]), 12 | 0x8000);
+        assert_eq!(u16::from_ne_bytes([nla[4], nla[5]]), 5); // inner len: 4 + 1 byte
+        assert_eq!(u16::from_ne_bytes([nla[6], nla[7]]), IFLA_BRPORT_MODE);
+        assert_eq!(nla[8], 1);
+        assert_eq!(wire(&hairpin_msg(7, false))[24], 0);
+    }
+
+    #[test]
+    fn set_requests_name_the_link_by_ifname() {
+        let up = up_down_msg("vb1", true);
+        assert_eq!(up.header.index, 0);
+        assert_eq!(up.header.flags, LinkFlags::Up);
+        assert_eq!(up.header.change_mask, LinkFlags::Up);
+        assert_eq!(up.attributes, vec![LinkAttribute::IfName("vb1".into())]);
+        let down = up_down_msg("vb1", false);
+        assert!(down.header.flags.is_empty());
+        assert_eq!(down.header.change_mask, LinkFlags::Up);
+        assert_eq!(mtu_msg("vb1", 1400).attributes[1], LinkAttribute::Mtu(1400));
+        let mac = MacAddr([2, 0x42, 0, 0, 0, 1]);
+        assert_eq!(
+            mac_msg("vb1", mac).attributes[1],
+            LinkAttribute::Address(mac.0.to_vec())
+        );
+        assert_eq!(
+            master_msg("vb1", 9).attributes[1],
+            LinkAttribute::Controller(9)
+        );
+        // A rename must address the link by index: IFLA_IFNAME is the new name.
+        let rn = rename_msg(12, "eth0");
+        assert_eq!(rn.header.index, 12);
+        assert_eq!(rn.attributes, vec![LinkAttribute::IfName("eth0".into())]);
+    }
+
+    #[test]
+    fn veth_request_carries_peer_name_and_mtu() {
+        let msg = new_veth_msg("vbA", "vpA", 1450);
+        let Some(LinkAttribute::LinkInfo(info)) = msg.attributes.get(2) else {
+            panic!("no IFLA_LINKINFO: {msg:?}");
+        };
+        assert_eq!(info[0], LinkInfo::Kind(InfoKind::Veth));
+        let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = &info[1] else {
+            panic!("no veth peer: {info:?}");
+        };
+        assert_eq!(
+            peer.attributes,
+            vec![
+                LinkAttribute::IfName("vpA".into()),
+                LinkAttribute::Mtu(1450)
+            ]
+        );
+        let br = new_bridge_msg("br-x", 1500);
+        assert_eq!(
+            br.attributes[2],
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)])
+        );
+    }
+
+    #[test]
+    fn address_requests_per_family() {
+        let v4 = new_addr_msg(3, "172.18.0.2/16".parse().unwrap());
+        assert_eq!(v4.header.family, AddressFamily::Inet);
+        assert_eq!(v4.header.prefix_len, 16);
+        assert_eq!(v4.header.index, 3);
+        let ip: IpAddr = "172.18.0.2".parse().unwrap();
+        assert_eq!(
+            v4.attributes,
+            vec![AddressAttribute::Local(ip), AddressAttribute::Address(ip)]
+        );
+        let v6 = new_addr_msg(3, "fd00::2/64".parse().unwrap());
+        assert_eq!(v6.header.family, AddressFamily::Inet6);
+        assert_eq!(v6.header.flags, AddressHeaderFlags::Nodad);
+        assert!(v6
+            .attributes
+            .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+    }
+
+    #[test]
+    fn errors_keep_errno() {
+        assert_eq!(
+            LinkError::NotFound { name: "x".into() }.errno(),
+            Some(libc::ENODEV)
+        );
+    }
+
+    #[test]
+    fn missing_link_by_name_is_not_found_unprivileged() {
+        let err = link_by_name("berth-none0").unwrap_err();
+        assert!(matches!(err, LinkError::NotFound { .. }), "{err}");
+        assert_eq!(link_index("lo").unwrap(), 1);
     }
 
     #[test]

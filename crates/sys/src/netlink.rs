@@ -68,15 +68,27 @@ where
     exchange(protocol, payload, NLM_F_REQUEST | NLM_F_DUMP, what)
 }
 
-/// Sends `payload` as a request that wants an acknowledgement (`NLM_F_ACK`) and
-/// waits for it.
+/// Sends `payload` as a request that wants an acknowledgement (`NLM_F_ACK`),
+/// with `extra_flags` (`NLM_F_CREATE | NLM_F_EXCL` for `RTM_NEW*`), and waits
+/// for it; returns any messages the kernel sent before the ACK (the answer of
+/// a non-dump `RTM_GET*`).
 ///
 /// Errors: [`NetlinkError::Kernel`] when the kernel NACKs (errno kept).
-pub(crate) fn request_ack<M>(protocol: isize, payload: M, what: &str) -> Result<(), NetlinkError>
+pub(crate) fn request_ack_flags<M>(
+    protocol: isize,
+    payload: M,
+    extra_flags: u16,
+    what: &str,
+) -> Result<Vec<M>, NetlinkError>
 where
     M: NetlinkSerializable + NetlinkDeserializable + Debug,
 {
-    exchange(protocol, payload, NLM_F_REQUEST | NLM_F_ACK, what).map(|_| ())
+    exchange(
+        protocol,
+        payload,
+        NLM_F_REQUEST | NLM_F_ACK | extra_flags,
+        what,
+    )
 }
 
 fn exchange<M>(protocol: isize, payload: M, flags: u16, what: &str) -> Result<Vec<M>, NetlinkError>
