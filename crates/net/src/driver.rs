@@ -2,7 +2,7 @@
 //! implementation per network type (bridge, macvlan, ipvlan, overlay) plugs in
 //! here. `host`, `none` and `container:` are sandbox modes, not drivers.
 //!
-//! Declared only: no driver exists yet. Drivers do kernel plumbing through
+//! Implementations live in [`crate::drivers`]. Drivers do kernel plumbing through
 //! `berth-sys` only; IPAM, firewall and DNS are ordered around them by the
 //! network manager, which also owns rollback.
 
@@ -48,7 +48,10 @@ pub trait Driver {
     fn delete_network(&self, network: &Self::Network) -> Result<(), Self::Error>;
 
     /// Attaches the sandbox whose namespace is pinned at `netns` to the
-    /// network as `endpoint` (interface, addresses, routes inside).
+    /// network as `endpoint` (interface, addresses, routes inside); with
+    /// `default_route` the sandbox's default routes go via this network's
+    /// gateways (the manager passes false for internal networks and for
+    /// every network but the one that provides the default route).
     ///
     /// Errors: `Self::Error`; nothing is left half-attached.
     fn join(
@@ -56,6 +59,7 @@ pub trait Driver {
         network: &Self::Network,
         endpoint: &Self::Endpoint,
         netns: &Path,
+        default_route: bool,
     ) -> Result<(), Self::Error>;
 
     /// Detaches `endpoint` from the sandbox at `netns`; absent objects are not an error.

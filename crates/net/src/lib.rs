@@ -9,6 +9,7 @@
 //! - [`driver`]: the driver trait (declaration only).
 
 pub mod driver;
+pub mod drivers;
 pub mod hostport;
 pub mod mode;
 pub mod model;

@@ -1,0 +1,8 @@
+//! Network drivers: the kernel plumbing of one network type each (STYLE.md
+//! "Seams and orchestration"), implementing [`crate::driver::Driver`]. Drivers
+//! talk to the kernel through `berth-sys` only and never call IPAM, the
+//! firewall or DNS: the network manager orders those around them.
+//!
+//! - [`bridge`]: Linux bridge + veth pairs (Docker's `bridge` driver).
+
+pub mod bridge;
