@@ -559,3 +559,90 @@ fn second_server_returns_at_once() {
     serve_with(config(&d, &[]), control().1).unwrap();
     assert!(t0.elapsed() < Duration::from_millis(500));
 }
+
+/// Env var that makes [`child_serve`] run the real, signal-driven `serve` (see
+/// [`signals_reload_and_stop_the_server`]).
+const CHILD_ENV: &str = "BERTH_DNS_TEST_CHILD";
+
+/// Not a test by itself: the body of the child process that
+/// [`signals_reload_and_stop_the_server`] starts (this test binary, re-executed inside the
+/// namespace with nsenter), so that SIGHUP and SIGTERM reach a process of their own.
+#[test]
+#[ignore = "helper: run by signals_reload_and_stop_the_server in a child process"]
+fn child_serve() {
+    let Ok(base) = std::env::var(CHILD_ENV) else {
+        eprintln!("SKIP: only runs as the child of signals_reload_and_stop_the_server");
+        return;
+    };
+    let base = PathBuf::from(base);
+    berth_dns::serve(DnsConfig {
+        root: base.join("root"),
+        runroot: base.join("run"),
+        upstreams: Some(vec![]),
+    })
+    .unwrap();
+}
+
+/// A child process killed (by its pid) and reaped on drop unless it already exited.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn signals_reload_and_stop_the_server() {
+    let ns = test_netns_or_skip!();
+    addresses(&ns);
+    let d = dirs();
+    fixture(&d.root);
+    let base = d.root.parent().unwrap();
+    let mut child = Child(
+        Command::new("nsenter")
+            .arg(format!("--net={}", ns.path().display()))
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_serve",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, base)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&ns, GW);
+    // nsenter execs the program after setns (no fork for --net), so the pid is the child's.
+    let pid = std::fs::read_to_string(d.runroot.join("dns.pid")).unwrap();
+    assert_eq!(pid.trim(), child.0.id().to_string());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.0.id()).unwrap());
+
+    add_network(&d.root, "back", &[("10.124.0.0/24", "10.124.0.1")]);
+    add_container(&d.root, "back", "api", &["10.124.0.2/24"], &[]);
+    ip(&ns, &["addr", "add", "10.124.0.1/24", "dev", "lo"]);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    wait_ready(&ns, "10.124.0.1");
+    assert_eq!(
+        data(&ask(&ns, "10.124.0.1", "api.", RecordType::A, false)),
+        ok(&["10.124.0.2"])
+    );
+
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "serve returned an error: {status}");
+    assert!(!d.runroot.join("dns.pid").exists());
+}
