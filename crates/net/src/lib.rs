@@ -10,6 +10,7 @@
 
 pub mod driver;
 pub mod drivers;
+pub mod firewall;
 pub mod hostport;
 pub mod mode;
 pub mod model;

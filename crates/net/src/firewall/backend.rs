@@ -1,0 +1,135 @@
+//! [`NftFirewall`]: the [`Firewall`] of berth on nftables. Plans ([`super::plan`]), renders
+//! ([`super::nft`]) and applies through an [`NftRunner`], one script per operation, optionally
+//! serialised by an exclusive `flock(2)` on a lock file shared by every berth process.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::nft::render;
+use super::plan::{self, Plan};
+use super::runner::{NftCommand, NftRunner};
+use super::{Firewall, FirewallError};
+use crate::model::{EndpointState, NetworkState};
+
+/// berth's firewall on nftables.
+#[derive(Debug)]
+pub struct NftFirewall<R: NftRunner = NftCommand> {
+    runner: R,
+    lock: Option<PathBuf>,
+}
+
+impl NftFirewall<NftCommand> {
+    /// The firewall of the namespace berth runs in, with nft from `NFT` or `/usr/sbin/nft`.
+    pub fn from_env() -> Self {
+        NftFirewall::new(NftCommand::from_env())
+    }
+}
+
+impl<R: NftRunner> NftFirewall<R> {
+    /// A firewall applying through `runner`, without a lock.
+    pub fn new(runner: R) -> Self {
+        NftFirewall { runner, lock: None }
+    }
+
+    /// Serialises every operation with an exclusive `flock(2)` on `path` (created if missing,
+    /// e.g. `<runroot>/firewall.lock`). Needed when several berth processes change networks at
+    /// once: [`Firewall::remove_network`] reads whether other networks remain before deleting
+    /// the tables, and that read must not interleave with another process's `add_network`.
+    pub fn with_lock(mut self, path: &Path) -> Self {
+        self.lock = Some(path.to_path_buf());
+        self
+    }
+
+    /// The runner (tests inspect a [`super::RecordingRunner`] through this).
+    pub fn runner(&self) -> &R {
+        &self.runner
+    }
+
+    fn locked(&self) -> Result<Option<Flock<File>>, FirewallError> {
+        let Some(path) = &self.lock else {
+            return Ok(None);
+        };
+        let lock_err = |source| FirewallError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(lock_err)?;
+        Flock::lock(file, FlockArg::LockExclusive)
+            .map(Some)
+            .map_err(|(_, errno)| lock_err(std::io::Error::from(errno)))
+    }
+
+    fn apply(&self, plan: &Plan) -> Result<(), FirewallError> {
+        let script = render(plan);
+        if script.is_empty() {
+            return Ok(());
+        }
+        Ok(self.runner.apply(&script)?)
+    }
+
+    fn table_exists(&self) -> bool {
+        self.runner
+            .list(&["list", "table", "inet", "berth"])
+            .is_ok()
+    }
+
+    /// Whether any network's bridge is still in `inet berth bridges` (a missing table counts as
+    /// none). nft prints an `elements = { ... }` line only for a non-empty set.
+    fn networks_remain(&self) -> bool {
+        self.runner
+            .list(&["list", "set", "inet", "berth", "bridges"])
+            .is_ok_and(|text| text.contains("elements ="))
+    }
+}
+
+impl<R: NftRunner> Firewall for NftFirewall<R> {
+    fn ensure_base(&self) -> Result<(), FirewallError> {
+        let _lock = self.locked()?;
+        self.apply(&plan::ensure_base())
+    }
+
+    fn add_network(&self, net: &NetworkState) -> Result<(), FirewallError> {
+        let _lock = self.locked()?;
+        self.apply(&plan::add_network(net))
+    }
+
+    fn remove_network(&self, net: &NetworkState) -> Result<(), FirewallError> {
+        let _lock = self.locked()?;
+        self.apply(&plan::remove_network(net))?;
+        if !self.networks_remain() {
+            self.apply(&plan::drop_tables())?;
+        }
+        Ok(())
+    }
+
+    fn add_endpoint(&self, net: &NetworkState, ep: &EndpointState) -> Result<(), FirewallError> {
+        let plan = plan::add_endpoint(net, ep)?;
+        let _lock = self.locked()?;
+        self.apply(&plan)
+    }
+
+    fn remove_endpoint(&self, net: &NetworkState, ep: &EndpointState) -> Result<(), FirewallError> {
+        let _lock = self.locked()?;
+        match self.apply(&plan::remove_endpoint(net, ep)) {
+            // Without berth's table there is nothing of the endpoint's left to remove.
+            Err(_) if !self.table_exists() => Ok(()),
+            other => other,
+        }
+    }
+
+    fn reconcile(
+        &self,
+        networks: &[NetworkState],
+        endpoints: &[EndpointState],
+    ) -> Result<(), FirewallError> {
+        let _lock = self.locked()?;
+        self.apply(&plan::reconcile(networks, endpoints))
+    }
+}
