@@ -12,6 +12,7 @@ pub mod driver;
 pub mod drivers;
 pub mod firewall;
 pub mod hostport;
+pub mod ipam;
 pub mod mode;
 pub mod model;
 pub mod port;
