@@ -18,10 +18,12 @@ use crate::{user, Engine, EngineError};
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the bundle set up that teardown must know about.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Bundle {
     /// The sandbox bind mount berth made, or empty (host mode, `container:` mode).
     pub sandbox_key: String,
+    /// Published host ports, held by the monitor for the container's life.
+    pub reservation: Option<berth_net::ports::Reservation>,
 }
 
 /// The process a container runs, after Docker's merge of image config and options.
@@ -101,7 +103,8 @@ pub fn write_bundle(engine: &mut Engine, c: &Container) -> Result<Bundle, Engine
             .or(image_cfg.user().as_deref().filter(|u| !u.is_empty())),
     )?;
     ensure_cwd(&rootfs_dir, &process.cwd, user.uid, user.gid)?;
-    let (netns, etc, hostname, sandbox_key) = network_setup(engine, c, &dir)?;
+    let (netns, etc, hostname, sandbox_key, reservation) = network_setup(engine, c, &dir)?;
+    etc_files::apply_overrides(&etc, &c.config.net)?;
     let input = SpecInput {
         rootfs: rootfs_dir,
         args: process.args,
@@ -125,7 +128,10 @@ pub fn write_bundle(engine: &mut Engine, c: &Container) -> Result<Bundle, Engine
     let path = dir.join("config.json");
     let json = serde_json::to_vec_pretty(&spec)?;
     std::fs::write(&path, json).map_err(|e| EngineError::io(&path, e))?;
-    Ok(Bundle { sandbox_key })
+    Ok(Bundle {
+        sandbox_key,
+        reservation,
+    })
 }
 
 fn check_command(rootfs_dir: &Path, p: &Process) -> Result<(), EngineError> {
@@ -160,11 +166,17 @@ fn ensure_cwd(rootfs_dir: &Path, cwd: &str, uid: u32, gid: u32) -> Result<(), En
     Ok(())
 }
 
-type NetSetup = (NetNsSpec, EtcPaths, String, String);
+type NetSetup = (
+    NetNsSpec,
+    EtcPaths,
+    String,
+    String,
+    Option<berth_net::ports::Reservation>,
+);
 
 /// The sandbox by network mode (shared/DESIGN.md "Sandbox"): `none` gets a new netns with only
 /// `lo` up, bind-mounted at `<runroot>/netns/<id>`; `host` gets none; `container:X` reuses X's.
-fn network_setup(engine: &Engine, c: &Container, dir: &Path) -> Result<NetSetup, EngineError> {
+fn network_setup(engine: &mut Engine, c: &Container, dir: &Path) -> Result<NetSetup, EngineError> {
     let own_hostname = c
         .config
         .hostname
@@ -179,7 +191,7 @@ fn network_setup(engine: &Engine, c: &Container, dir: &Path) -> Result<NetSetup,
             NetNs::create(&key)?;
             let etc = etc_files::write_isolated(dir, &own_hostname)?;
             let key_s = key.display().to_string();
-            Ok((NetNsSpec::Path(key), etc, own_hostname, key_s))
+            Ok((NetNsSpec::Path(key), etc, own_hostname, key_s, None))
         }
         NetworkMode::Host => {
             let hostname = c
@@ -188,7 +200,7 @@ fn network_setup(engine: &Engine, c: &Container, dir: &Path) -> Result<NetSetup,
                 .clone()
                 .unwrap_or_else(etc_files::host_hostname);
             let etc = etc_files::write_host(dir, &hostname)?;
-            Ok((NetNsSpec::Host, etc, hostname, String::new()))
+            Ok((NetNsSpec::Host, etc, hostname, String::new(), None))
         }
         NetworkMode::Container(target) => {
             let t = engine.container(&target)?;
@@ -207,10 +219,24 @@ fn network_setup(engine: &Engine, c: &Container, dir: &Path) -> Result<NetSetup,
             let hostname = std::fs::read_to_string(&etc.hostname)
                 .map(|h| h.trim().to_string())
                 .unwrap_or(own_hostname);
-            Ok((netns, etc, hostname, String::new()))
+            Ok((netns, etc, hostname, String::new(), None))
         }
-        NetworkMode::Network(name) => {
-            Err(EngineError::Invalid(format!("network {name} not found")))
+        NetworkMode::Network(_) => {
+            let key = engine.paths.sandbox_key(&c.id);
+            if let Some(parent) = key.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, e))?;
+            }
+            NetNs::create(&key)?;
+            let att = engine.attach_networks(c, &key)?;
+            let etc = etc_files::write_networked(dir, &own_hostname, &att.network, &att.endpoint)?;
+            let key_s = key.display().to_string();
+            Ok((
+                NetNsSpec::Path(key),
+                etc,
+                own_hostname,
+                key_s,
+                Some(att.reservation),
+            ))
         }
     }
 }

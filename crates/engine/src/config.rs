@@ -17,6 +17,12 @@ pub enum ConfigError {
         "invalid restart policy {0:?}: use no, on-failure[:MAX-RETRIES], always or unless-stopped"
     )]
     Restart(String),
+    /// A bad `--add-host`.
+    #[error("invalid --add-host {0:?}: use NAME:IP, e.g. db:10.0.0.5")]
+    AddHost(String),
+    /// A bad `--mac-address`.
+    #[error("invalid --mac-address {0:?}: use six hex octets of a unicast address, e.g. 02:42:ac:11:00:02")]
+    Mac(String),
     /// `-e` / `--env-file` entry without a usable name.
     #[error("invalid environment variable {0:?}: use NAME=VALUE or NAME")]
     Env(String),
@@ -173,6 +179,66 @@ pub struct ContainerConfig {
     pub auto_remove: bool,
     /// `--skip-port-check`.
     pub skip_port_check: bool,
+    /// Networking options of bridge networks (absent in records written before them).
+    #[serde(default)]
+    pub net: NetOptions,
+}
+
+/// `run`/`create` options that only matter on networks (bridge and underlay drivers).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetOptions {
+    /// `-p` values as given (validated at create).
+    pub publish: Vec<String>,
+    /// `-P`: publish every exposed port on an ephemeral host port.
+    pub publish_all: bool,
+    /// `--ip`.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--ip6`.
+    pub ip6: Option<std::net::Ipv6Addr>,
+    /// `--mac-address`.
+    pub mac_address: Option<String>,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `--dns`.
+    pub dns: Vec<std::net::IpAddr>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:IP`, as (name, address).
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
+}
+
+/// Parses `--add-host NAME:IP` (IPv6 addresses may contain ':'; the name is before the first
+/// ':'; `NAME=IP` as in newer Docker is accepted too).
+pub fn parse_add_host(s: &str) -> Result<(String, std::net::IpAddr), ConfigError> {
+    let (name, ip) = s
+        .split_once('=')
+        .or_else(|| s.split_once(':'))
+        .ok_or_else(|| ConfigError::AddHost(s.to_string()))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = ip
+        .parse()
+        .map_err(|_| ConfigError::AddHost(s.to_string()))?;
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(ConfigError::AddHost(s.to_string()));
+    }
+    Ok((name.to_string(), ip))
+}
+
+/// Checks a `--mac-address`: six hex octets, unicast (bit 0 of the first octet clear).
+pub fn parse_mac(s: &str) -> Result<String, ConfigError> {
+    let octets: Vec<&str> = s.split(':').collect();
+    let ok = octets.len() == 6
+        && octets
+            .iter()
+            .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()));
+    let unicast = ok && u8::from_str_radix(octets[0], 16).is_ok_and(|b| b & 1 == 0);
+    if unicast {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(ConfigError::Mac(s.to_string()))
+    }
 }
 
 /// Parses `-e` values: `NAME=VALUE` is kept, a bare `NAME` takes the value from `lookup`
@@ -237,6 +303,20 @@ mod tests {
         assert!(RestartPolicy::Always.should_restart(0, 100, false));
         assert!(!RestartPolicy::Always.should_restart(0, 0, true));
         assert!(!RestartPolicy::No.should_restart(1, 0, false));
+    }
+
+    #[test]
+    fn add_host_and_mac() {
+        assert_eq!(parse_add_host("db:10.0.0.5").unwrap().0, "db");
+        assert_eq!(
+            parse_add_host("v6:::1").unwrap().1,
+            "::1".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert!(parse_add_host("nope").is_err());
+        assert!(parse_add_host("x:999.1.1.1").is_err());
+        assert_eq!(parse_mac("02:42:AC:11:00:02").unwrap(), "02:42:ac:11:00:02");
+        assert!(parse_mac("01:00:5e:00:00:01").is_err(), "multicast refused");
+        assert!(parse_mac("02:42:ac:11:00").is_err());
     }
 
     #[test]

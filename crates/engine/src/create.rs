@@ -34,6 +34,9 @@ impl Engine {
         let image = self.images.resolve(&self.store, &req.config.image)?;
         let mode = NetworkMode::from_str(&req.config.network)?;
         self.validate_mode(&mode, &req)?;
+        if let NetworkMode::Network(name) = &mode {
+            self.validate_network(name, &req.publish)?;
+        }
         for e in &req.config.expose {
             berth_net::parse_exposed(e).map_err(berth_net::NetError::from)?;
         }
@@ -94,10 +97,7 @@ impl Engine {
                 // The target must exist now; it must be running at start.
                 self.container(target).map(|_| ())
             }
-            NetworkMode::Network(name) => Err(EngineError::Invalid(format!(
-                "network {name} not found: this release supports --net none, host and \
-                 container:NAME (bridge networks are coming)"
-            ))),
+            NetworkMode::Network(_) => Ok(()),
         }
     }
 

@@ -72,6 +72,71 @@ pub fn write_host(dir: &Path, hostname: &str) -> Result<EtcPaths, EngineError> {
     Ok(p)
 }
 
+/// Writes the files for a container on a network: its address(es) mapped to its hostname and
+/// aliases; resolv.conf pointing at the embedded DNS server (the gateway) on networks that have
+/// one, else a copy of the host's (Docker's default bridge has no name resolution).
+pub fn write_networked(
+    dir: &Path,
+    hostname: &str,
+    network: &berth_net::NetworkState,
+    ep: &berth_net::EndpointState,
+) -> Result<EtcPaths, EngineError> {
+    let p = EtcPaths::in_dir(dir);
+    let mut hosts = LOOPBACK_HOSTS.to_string();
+    for a in &ep.addresses {
+        hosts.push_str(&format!("{}\t{hostname}\n", a.addr()));
+    }
+    write(&p.hosts, &hosts)?;
+    write(&p.hostname, &format!("{hostname}\n"))?;
+    let resolv = if network.dns {
+        network
+            .subnets
+            .iter()
+            .map(|s| format!("nameserver {}\n", s.gateway))
+            .collect::<String>()
+    } else {
+        host_file("/etc/resolv.conf")
+    };
+    write(&p.resolv_conf, &resolv)?;
+    Ok(p)
+}
+
+/// Applies `--add-host`, `--dns`, `--dns-search` and `--dns-option` to written files.
+pub fn apply_overrides(p: &EtcPaths, o: &crate::config::NetOptions) -> Result<(), EngineError> {
+    if !o.add_hosts.is_empty() {
+        let mut hosts = std::fs::read_to_string(&p.hosts).unwrap_or_default();
+        for (name, ip) in &o.add_hosts {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+        write(&p.hosts, &hosts)?;
+    }
+    if o.dns.is_empty() && o.dns_search.is_empty() && o.dns_options.is_empty() {
+        return Ok(());
+    }
+    let old = std::fs::read_to_string(&p.resolv_conf).unwrap_or_default();
+    let keep = |prefix: &str, replaced: bool| -> Vec<String> {
+        if replaced {
+            Vec::new()
+        } else {
+            old.lines()
+                .filter(|l| l.starts_with(prefix))
+                .map(str::to_string)
+                .collect()
+        }
+    };
+    let mut out: Vec<String> = keep("nameserver", !o.dns.is_empty());
+    out.extend(o.dns.iter().map(|d| format!("nameserver {d}")));
+    out.extend(keep("search", !o.dns_search.is_empty()));
+    if !o.dns_search.is_empty() {
+        out.push(format!("search {}", o.dns_search.join(" ")));
+    }
+    out.extend(keep("options", !o.dns_options.is_empty()));
+    if !o.dns_options.is_empty() {
+        out.push(format!("options {}", o.dns_options.join(" ")));
+    }
+    write(&p.resolv_conf, &(out.join("\n") + "\n"))
+}
+
 fn host_file(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }

@@ -36,6 +36,49 @@ impl Engine {
                 a.push(json!({"HostIp": l.addr.to_string(), "HostPort": l.port.to_string()}));
             }
         }
+        for m in self.published_ports(&c.id) {
+            let key = format!("{}/{}", m.container_port, m.proto);
+            let entry = ports.entry(key).or_insert_with(|| json!([]));
+            if let Some(a) = entry.as_array_mut() {
+                let ip = m.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string());
+                a.push(json!({"HostIp": ip, "HostPort": m.host_port.to_string()}));
+            }
+        }
+        let mut networks = serde_json::Map::new();
+        for (n, e) in self.container_endpoints(&c.id) {
+            let v4 = e.addresses.iter().find(|a| a.addr().is_ipv4());
+            let v6 = e.addresses.iter().find(|a| a.addr().is_ipv6());
+            let gw4 = n
+                .subnets
+                .iter()
+                .find(|s| s.gateway.is_ipv4())
+                .map(|s| s.gateway);
+            let gw6 = n
+                .subnets
+                .iter()
+                .find(|s| s.gateway.is_ipv6())
+                .map(|s| s.gateway);
+            networks.insert(
+                n.name.to_string(),
+                json!({
+                    "NetworkID": n.id,
+                    "EndpointID": e.id,
+                    "Gateway": gw4.map(|g| g.to_string()).unwrap_or_default(),
+                    "IPAddress": v4.map(|a| a.addr().to_string()).unwrap_or_default(),
+                    "IPPrefixLen": v4.map(|a| a.prefix_len()).unwrap_or(0),
+                    "IPv6Gateway": gw6.map(|g| g.to_string()).unwrap_or_default(),
+                    "GlobalIPv6Address": v6.map(|a| a.addr().to_string()).unwrap_or_default(),
+                    "GlobalIPv6PrefixLen": v6.map(|a| a.prefix_len()).unwrap_or(0),
+                    "MacAddress": e.mac,
+                    "Aliases": e.aliases,
+                }),
+            );
+        }
+        let first = networks
+            .values()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         let process = crate::bundle::merge_process(&image_cfg, cfg).ok();
         json!({
             "Id": c.id,
@@ -84,17 +127,28 @@ impl Engine {
             "NetworkSettings": {
                 "SandboxKey": s.sandbox_key,
                 "Ports": ports,
-                "Networks": {},
+                "IPAddress": first.get("IPAddress").cloned().unwrap_or(json!("")),
+                "Gateway": first.get("Gateway").cloned().unwrap_or(json!("")),
+                "MacAddress": first.get("MacAddress").cloned().unwrap_or(json!("")),
+                "Networks": networks,
             },
         })
     }
 
     /// The PORTS column of `ps` for one container.
     pub fn ports_column(&self, c: &Container) -> String {
-        self.host_listeners(c)
+        let mut cols: Vec<String> = self
+            .host_listeners(c)
             .iter()
             .map(|l| HostPortLabel(l).to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect();
+        if c.state.status == Status::Running {
+            cols.extend(
+                self.published_ports(&c.id)
+                    .iter()
+                    .map(crate::network::mapping_label),
+            );
+        }
+        cols.join(", ")
     }
 }

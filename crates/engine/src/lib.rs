@@ -9,12 +9,14 @@ pub mod attach;
 pub mod bundle;
 pub mod config;
 pub mod create;
+pub mod dns;
 pub mod etc_files;
 pub mod exec;
 pub mod inspect;
 pub mod lock;
 pub mod logs;
 pub mod monitor;
+pub mod network;
 pub mod paths;
 pub mod ports;
 pub mod reconcile;
@@ -103,6 +105,9 @@ pub enum EngineError {
     /// Networking failed.
     #[error(transparent)]
     Net(#[from] berth_net::NetError),
+    /// A network operation failed.
+    #[error(transparent)]
+    Network(#[from] berth_net::manager::ManagerError),
     /// Bad `--network` value.
     #[error(transparent)]
     Mode(#[from] berth_net::ModeError),
@@ -167,7 +172,8 @@ pub struct Engine {
 impl Engine {
     /// Opens the state under `root`/`runroot` with the OCI runtime `runtime` (name or path).
     pub fn open(root: &Path, runroot: &Path, runtime: &str) -> Result<Self, EngineError> {
-        for d in [root, runroot] {
+        let locks = runroot.join("locks");
+        for d in [root, runroot, locks.as_path()] {
             std::fs::create_dir_all(d).map_err(|e| EngineError::io(d, e))?;
         }
         let store = Store::open(root)?;

@@ -48,6 +48,7 @@ pub fn main(engine: Engine, id: &str, attach_first: bool, ready_fd: RawFd, lock_
         ready,
         hub: Arc::new(Hub::default()),
         first_client: None,
+        ports: None,
     };
     let code = match m.prepare() {
         Ok(prepared) => {
@@ -69,6 +70,8 @@ struct Monitor {
     ready: Option<File>,
     hub: Arc<Hub>,
     first_client: Option<mpsc::Receiver<()>>,
+    /// Published host ports, held until teardown has removed the rules.
+    ports: Option<berth_net::ports::Reservation>,
 }
 
 /// The attach clients and the container's stdin end, shared with the acceptor and pumps.
@@ -128,6 +131,7 @@ impl Monitor {
         state::update_state(&mut self.engine.store, &self.id, |s| {
             s.sandbox_key = bundle.sandbox_key.clone();
         })?;
+        self.ports = bundle.reservation;
         *self.hub.tty.lock().expect("hub lock") = c.config.tty;
         Ok(Prepared {
             stdin: c.config.open_stdin,
@@ -321,7 +325,8 @@ impl Monitor {
     fn teardown(&mut self) {
         let _ = self.engine.runtime.delete(&self.id);
         let c = self.engine.container(&self.id).ok();
-        let errors = crate::remove::release_resources(&self.engine, &self.id);
+        let errors = crate::remove::release_resources(&mut self.engine, &self.id);
+        self.ports = None;
         for e in &errors {
             tracing::error!(id = %self.id, error = %e, "teardown");
         }

@@ -64,11 +64,13 @@ impl Engine {
 
 /// Releases the kernel-side resources of container `id`: runtime state, network sandbox
 /// bind mount, rootfs mount, run dir. Idempotent; returns the failures it met.
-pub fn release_resources(engine: &Engine, id: &str) -> Vec<EngineError> {
+pub fn release_resources(engine: &mut Engine, id: &str) -> Vec<EngineError> {
     let mut errors = Vec::new();
     if let Err(e) = engine.runtime.delete(id) {
         errors.push(e);
     }
+    // Endpoints before the sandbox: the veths and rules go, then the namespace.
+    errors.extend(engine.detach_networks(id));
     let key = engine.paths.sandbox_key(id);
     if key.exists() {
         if let Err(e) = NetNs::remove(&key) {

@@ -13,9 +13,11 @@ pub mod drivers;
 pub mod firewall;
 pub mod hostport;
 pub mod ipam;
+pub mod manager;
 pub mod mode;
 pub mod model;
 pub mod port;
+pub mod ports;
 pub mod records;
 pub mod sandbox;
 
@@ -49,4 +51,7 @@ pub enum NetError {
     /// Sandbox setup or teardown failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// Invalid network-model input (`-p`, names).
+    #[error(transparent)]
+    Model(#[from] ModelError),
 }

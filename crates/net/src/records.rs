@@ -111,9 +111,7 @@ fn parse_endpoints(
     let rows: Vec<String> = stmt
         .query_map([arg], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    rows.iter()
-        .map(|j| Ok(serde_json::from_str(j)?))
-        .collect()
+    rows.iter().map(|j| Ok(serde_json::from_str(j)?)).collect()
 }
 
 /// The endpoints on network `network_id`.
@@ -121,7 +119,8 @@ pub fn endpoints_of_network(
     conn: &Connection,
     network_id: &str,
 ) -> Result<Vec<EndpointState>, RecordError> {
-    let mut stmt = conn.prepare("SELECT config FROM endpoints WHERE network_id = ?1 ORDER BY rowid")?;
+    let mut stmt =
+        conn.prepare("SELECT config FROM endpoints WHERE network_id = ?1 ORDER BY rowid")?;
     parse_endpoints(&mut stmt, network_id)
 }
 
@@ -141,16 +140,19 @@ pub fn all_endpoints(conn: &Connection) -> Result<Vec<EndpointState>, RecordErro
     let rows: Vec<String> = stmt
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    rows.iter()
-        .map(|j| Ok(serde_json::from_str(j)?))
-        .collect()
+    rows.iter().map(|j| Ok(serde_json::from_str(j)?)).collect()
 }
 
 /// Inserts an endpoint row (the caller allocates its addresses in the same transaction).
 pub fn insert_endpoint(tx: &Transaction<'_>, e: &EndpointState) -> Result<(), RecordError> {
     tx.execute(
         "INSERT INTO endpoints (id, network_id, container_id, config) VALUES (?1, ?2, ?3, ?4)",
-        params![e.id, e.network_id, e.container_id, serde_json::to_string(e)?],
+        params![
+            e.id,
+            e.network_id,
+            e.container_id,
+            serde_json::to_string(e)?
+        ],
     )?;
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! One module per command (or small family of commands).
 
+mod dns;
 mod exec;
 mod image;
 mod inspect;
 mod lifecycle;
 mod logs;
 mod monitor;
+mod network;
 mod port;
 mod ps;
 mod run;
@@ -54,6 +56,12 @@ pub enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Internal: the embedded DNS server of user-defined networks (started on demand).
+    #[command(hide = true)]
+    Dns(dns::DnsArgs),
     /// Internal: the per-container monitor process.
     #[command(name = "__monitor", hide = true)]
     Monitor(monitor::MonitorArgs),
@@ -79,6 +87,8 @@ pub fn dispatch(engine: Engine, command: Command) -> CmdResult {
         Command::Images(a) => image::images(engine, a),
         Command::Rmi(a) => image::rmi(engine, a),
         Command::Image(c) => image::image(engine, c),
+        Command::Network(c) => network::network(engine, c),
+        Command::Dns(a) => dns::dns(engine, a),
         Command::Monitor(a) => monitor::monitor(engine, a),
     }
 }

@@ -41,6 +41,24 @@ pub fn port(mut engine: Engine, a: PortArgs) -> CmdResult {
             println!("{}/{} -> {addr}:{} (host)", l.port, l.proto, l.port);
         }
     }
+    if c.state.status == berth_engine::Status::Running {
+        for m in engine.published_ports(&c.id) {
+            if filter.is_some_and(|f| f.port != m.container_port || f.proto != m.proto) {
+                continue;
+            }
+            found = true;
+            let ip = match m.host_ip {
+                None => "0.0.0.0".to_string(),
+                Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+                Some(ip) => ip.to_string(),
+            };
+            if filter.is_some() {
+                println!("{ip}:{}", m.host_port);
+            } else {
+                println!("{}/{} -> {ip}:{}", m.container_port, m.proto, m.host_port);
+            }
+        }
+    }
     if let (Some(f), false) = (filter, found) {
         anyhow::bail!(
             "no port {f} is listened on or published by container {}",

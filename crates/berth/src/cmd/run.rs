@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 
 use berth_engine::attach::{read_frame, FrameKind};
-use berth_engine::config::{parse_env, parse_env_file};
+use berth_engine::config::{parse_add_host, parse_env, parse_env_file, parse_mac, NetOptions};
 use berth_engine::create::CreateRequest;
 use berth_engine::{ContainerConfig, Engine, RestartPolicy};
 
@@ -40,8 +40,8 @@ pub struct RunArgs {
     /// Container name.
     #[arg(long)]
     name: Option<String>,
-    /// Network mode: none, host, container:NAME (default none until bridge networking lands).
-    #[arg(long = "network", visible_alias = "net", default_value = "none")]
+    /// Network: bridge (the default network), a user-defined network, none, host or container:NAME.
+    #[arg(long = "network", visible_alias = "net", default_value = "bridge")]
     network: String,
     /// Set environment variables (NAME=VALUE, or NAME to copy ours).
     #[arg(short = 'e', long = "env")]
@@ -85,6 +85,30 @@ pub struct RunArgs {
     /// Start a host-mode container even if its ports are in use.
     #[arg(long)]
     skip_port_check: bool,
+    /// IPv4 address on the (first) network.
+    #[arg(long)]
+    ip: Option<std::net::Ipv4Addr>,
+    /// IPv6 address on the (first) network.
+    #[arg(long)]
+    ip6: Option<std::net::Ipv6Addr>,
+    /// MAC address of the (first) network interface.
+    #[arg(long)]
+    mac_address: Option<String>,
+    /// Extra DNS name on the network (user-defined networks).
+    #[arg(long = "network-alias", visible_alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// DNS server for the container's resolv.conf.
+    #[arg(long)]
+    dns: Vec<std::net::IpAddr>,
+    /// DNS search domain.
+    #[arg(long)]
+    dns_search: Vec<String>,
+    /// DNS resolver option (resolv.conf `options`).
+    #[arg(long = "dns-option", visible_alias = "dns-opt")]
+    dns_option: Vec<String>,
+    /// Add a line to /etc/hosts (NAME:IP).
+    #[arg(long)]
+    add_host: Vec<String>,
     /// Image name or id.
     image: String,
     /// Command and arguments.
@@ -151,6 +175,22 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
             network: a.network.clone(),
             auto_remove: a.rm,
             skip_port_check: a.skip_port_check,
+            net: NetOptions {
+                publish: a.publish.clone(),
+                publish_all: a.publish_all,
+                ip: a.ip,
+                ip6: a.ip6,
+                mac_address: a.mac_address.as_deref().map(parse_mac).transpose()?,
+                aliases: a.network_alias.clone(),
+                dns: a.dns.clone(),
+                dns_search: a.dns_search.clone(),
+                dns_options: a.dns_option.clone(),
+                add_hosts: a
+                    .add_host
+                    .iter()
+                    .map(|h| parse_add_host(h))
+                    .collect::<Result<_, _>>()?,
+            },
         },
     })
 }

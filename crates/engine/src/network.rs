@@ -1,0 +1,366 @@
+//! Networks from the engine's side: `network` commands, and attaching a container's sandbox
+//! to its networks at start (published ports reserved by the monitor, endpoints through the
+//! network manager, /etc/hosts and resolv.conf to match) and detaching it at teardown.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use serde_json::{json, Value};
+
+use berth_net::manager::{EndpointRequest, Manager, DEFAULT_NETWORK};
+use berth_net::ports::{self, Reservation};
+use berth_net::{EndpointState, NetworkMode, NetworkState, PortMapping, Proto, PublishRequest};
+
+use crate::state::{Container, Status};
+use crate::{Engine, EngineError};
+
+pub use berth_net::manager::NetworkCreateRequest;
+
+/// `network connect` options.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectRequest {
+    /// `--ip`.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--ip6`.
+    pub ip6: Option<std::net::Ipv6Addr>,
+    /// `--alias`.
+    pub aliases: Vec<String>,
+}
+
+/// What attaching a container's first network produced, for the bundle.
+#[derive(Debug)]
+pub struct Attached {
+    /// The network.
+    pub network: NetworkState,
+    /// The endpoint made.
+    pub endpoint: EndpointState,
+    /// The held host ports (kept by the monitor for the container's life).
+    pub reservation: Reservation,
+}
+
+/// `bridge` and `default` both mean the default network.
+pub fn network_key(name: &str) -> &str {
+    if name == "default" {
+        DEFAULT_NETWORK
+    } else {
+        name
+    }
+}
+
+impl Engine {
+    fn manager(&mut self) -> Manager<'_> {
+        Manager::new(&mut self.store, &self.paths.runroot)
+    }
+
+    /// `network create`.
+    pub fn network_create(
+        &mut self,
+        req: NetworkCreateRequest,
+    ) -> Result<NetworkState, EngineError> {
+        let n = self.manager().create(req)?;
+        crate::dns::reload(&self.paths);
+        Ok(n)
+    }
+
+    /// Every network, the default one included once it exists.
+    pub fn networks(&mut self) -> Result<Vec<NetworkState>, EngineError> {
+        Ok(self.manager().list()?)
+    }
+
+    /// `network rm`.
+    pub fn network_remove(&mut self, key: &str) -> Result<NetworkState, EngineError> {
+        self.reconcile_all()?;
+        let n = self.manager().remove(key)?;
+        crate::dns::reload(&self.paths);
+        Ok(n)
+    }
+
+    /// `network prune`: removes every network without endpoints (the default one stays).
+    pub fn network_prune(&mut self) -> Result<Vec<String>, EngineError> {
+        self.reconcile_all()?;
+        let mut removed = Vec::new();
+        for n in self.networks()? {
+            if n.name.as_str() == DEFAULT_NETWORK {
+                continue;
+            }
+            if self.manager().remove(n.id.as_str()).is_ok() {
+                removed.push(n.name.to_string());
+            }
+        }
+        crate::dns::reload(&self.paths);
+        Ok(removed)
+    }
+
+    /// `network inspect`: Docker's shape.
+    pub fn network_inspect(&mut self, key: &str) -> Result<Value, EngineError> {
+        let n = self.manager().lookup(network_key(key))?;
+        let attached = berth_net::records::attached_containers(self.store.conn(), &n.id)
+            .map_err(berth_net::manager::ManagerError::from)?;
+        let mut containers = serde_json::Map::new();
+        for (name, cfg) in attached {
+            let ep: EndpointState = serde_json::from_str(&cfg)?;
+            containers.insert(ep.container_id.clone(), endpoint_json(&name, &ep));
+        }
+        let config: Vec<Value> = n
+            .subnets
+            .iter()
+            .map(|s| {
+                let mut o =
+                    json!({"Subnet": s.subnet.to_string(), "Gateway": s.gateway.to_string()});
+                if let Some(r) = s.ip_range {
+                    o["IPRange"] = json!(r.to_string());
+                }
+                if !s.aux_addresses.is_empty() {
+                    o["AuxiliaryAddresses"] = json!(s.aux_addresses);
+                }
+                o
+            })
+            .collect();
+        Ok(json!({
+            "Name": n.name.as_str(),
+            "Id": n.id,
+            "Created": n.created,
+            "Scope": "local",
+            "Driver": n.driver.to_string(),
+            "EnableIPv6": n.ipv6,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": config},
+            "Internal": n.internal,
+            "Attachable": false,
+            "Ingress": false,
+            "Containers": containers,
+            "Options": n.options,
+            "Labels": n.labels,
+            "berth": {"Bridge": n.bridge.as_str(), "MTU": n.mtu, "ICC": n.icc, "DNS": n.dns},
+        }))
+    }
+
+    /// `network connect` of a running container (a created one is attached when it starts).
+    pub fn network_connect(
+        &mut self,
+        net: &str,
+        key: &str,
+        req: ConnectRequest,
+    ) -> Result<EndpointState, EngineError> {
+        let c = self.container(key)?;
+        let c = self.reconcile_one(c)?;
+        if c.state.status != Status::Running || c.state.sandbox_key.is_empty() {
+            return Err(EngineError::Invalid(format!(
+                "container {} is not running with a network of its own: start it first (host and \
+                 container: modes cannot join networks)",
+                c.name
+            )));
+        }
+        let n = self.resolve_network(net)?;
+        let existing = self.manager().endpoints_of(&c.id)?;
+        if existing.iter().any(|e| e.network_id == n.id) {
+            return Err(EngineError::Invalid(format!(
+                "container {} is already connected to network {}",
+                c.name, n.name
+            )));
+        }
+        let ereq = EndpointRequest {
+            ip: req.ip,
+            ip6: req.ip6,
+            aliases: req.aliases,
+            default_route: existing.is_empty(),
+            ..EndpointRequest::default()
+        };
+        let ep = self
+            .manager()
+            .connect(&n, &c.id, Path::new(&c.state.sandbox_key), &ereq)?;
+        crate::dns::ensure(&self.paths, &n);
+        Ok(ep)
+    }
+
+    /// `network disconnect`.
+    pub fn network_disconnect(
+        &mut self,
+        net: &str,
+        key: &str,
+        force: bool,
+    ) -> Result<(), EngineError> {
+        let c = self.container(key)?;
+        let n = self.resolve_network(net)?;
+        let eps = self.manager().endpoints_of(&c.id)?;
+        let Some(ep) = eps.into_iter().find(|e| e.network_id == n.id) else {
+            if force {
+                return Ok(());
+            }
+            return Err(EngineError::Invalid(format!(
+                "container {} is not connected to network {}",
+                c.name, n.name
+            )));
+        };
+        let key = self.paths.sandbox_key(&c.id);
+        Ok(self.manager().disconnect(&ep, &key)?)
+    }
+
+    /// The network a mode names, creating the default one on first use.
+    pub fn resolve_network(&mut self, name: &str) -> Result<NetworkState, EngineError> {
+        let key = network_key(name);
+        if key == DEFAULT_NETWORK {
+            return Ok(self.manager().ensure_default()?);
+        }
+        Ok(self.manager().lookup(key)?)
+    }
+
+    /// Checks at create time that a named network exists and the publish options fit it.
+    pub(crate) fn validate_network(
+        &mut self,
+        name: &str,
+        publish: &[String],
+    ) -> Result<(), EngineError> {
+        let key = network_key(name);
+        if key != DEFAULT_NETWORK {
+            let n = self.manager().lookup(key)?;
+            if n.internal && !publish.is_empty() {
+                return Err(EngineError::Invalid(format!(
+                    "network {} is internal: it has no published ports; drop -p/-P",
+                    n.name
+                )));
+            }
+        }
+        for p in publish.iter().filter(|p| *p != "-P") {
+            berth_net::parse_publish(p).map_err(berth_net::NetError::from)?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the sandbox at `netns` of container `c` to its network (called by the monitor):
+    /// host ports reserved first (a conflict is refused before anything is made), then the
+    /// endpoint.
+    pub fn attach_networks(
+        &mut self,
+        c: &Container,
+        netns: &Path,
+    ) -> Result<Attached, EngineError> {
+        let NetworkMode::Network(name) = NetworkMode::from_str(&c.config.network)? else {
+            return Err(EngineError::Invalid(
+                "attach_networks needs a network mode".into(),
+            ));
+        };
+        let network = self.resolve_network(&name)?;
+        let requests = self.publish_requests(c)?;
+        let (mappings, reservation) =
+            ports::reserve(&requests, |addr, proto| self.port_owner(addr.port(), proto))
+                .map_err(|e| EngineError::PortConflict(format!("{e}: choose another host port")))?;
+        let net = &c.config.net;
+        let req = EndpointRequest {
+            ip: net.ip,
+            ip6: net.ip6,
+            mac: net.mac_address.clone(),
+            aliases: net.aliases.clone(),
+            ports: mappings,
+            ifname: None,
+            default_route: !network.internal,
+        };
+        let endpoint = self.manager().connect(&network, &c.id, netns, &req)?;
+        crate::dns::ensure(&self.paths, &network);
+        Ok(Attached {
+            network,
+            endpoint,
+            reservation,
+        })
+    }
+
+    /// `-p` values and `-P` (every declared port on an ephemeral host port).
+    fn publish_requests(&self, c: &Container) -> Result<Vec<PublishRequest>, EngineError> {
+        let mut out = Vec::new();
+        for p in &c.config.net.publish {
+            out.extend(berth_net::parse_publish(p).map_err(berth_net::NetError::from)?);
+        }
+        if c.config.net.publish_all {
+            for spec in self.declared_ports(c)? {
+                if !out
+                    .iter()
+                    .any(|r| r.container_port == spec.port && r.proto == spec.proto)
+                {
+                    out.push(PublishRequest {
+                        host_ip: None,
+                        host_port: 0,
+                        container_port: spec.port,
+                        proto: spec.proto,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Who holds host port `port`: a berth container by its endpoint record, else the process
+    /// listening on it, else nobody known.
+    fn port_owner(&self, port: u16, proto: Proto) -> String {
+        let eps = berth_net::records::all_endpoints(self.store.conn()).unwrap_or_default();
+        if let Some(ep) = eps.iter().find(|e| {
+            e.ports
+                .iter()
+                .any(|m| m.host_port == port && m.proto == proto)
+        }) {
+            if let Ok(Some(c)) = crate::state::by_id(self.store.conn(), &ep.container_id) {
+                return format!(" by container {}", c.name);
+            }
+        }
+        let wanted = [berth_net::PortSpec { port, proto }];
+        match berth_net::check_host_ports(&wanted) {
+            Ok(conflicts) => conflicts
+                .iter()
+                .flat_map(|k| k.owners.iter())
+                .next()
+                .map(|o| format!(" by process {} (pid {})", o.comm, o.pid))
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Detaches every endpoint of container `id` (teardown).
+    pub(crate) fn detach_networks(&mut self, id: &str) -> Vec<EngineError> {
+        let key = self.paths.sandbox_key(id);
+        self.manager()
+            .disconnect_all(id, &key)
+            .into_iter()
+            .map(EngineError::from)
+            .collect()
+    }
+
+    /// The endpoints of a container with their networks.
+    pub fn container_endpoints(&self, id: &str) -> Vec<(NetworkState, EndpointState)> {
+        let conn = self.store.conn();
+        let eps = berth_net::records::endpoints_of_container(conn, id).unwrap_or_default();
+        eps.into_iter()
+            .filter_map(|e| {
+                let n = berth_net::records::lookup_network(conn, &e.network_id).ok()?;
+                Some((n, e))
+            })
+            .collect()
+    }
+
+    /// Every published mapping of a container (all its endpoints).
+    pub fn published_ports(&self, id: &str) -> Vec<PortMapping> {
+        self.container_endpoints(id)
+            .into_iter()
+            .flat_map(|(_, e)| e.ports)
+            .collect()
+    }
+}
+
+/// One published mapping as `ps` shows it: `0.0.0.0:8080->80/tcp`.
+pub fn mapping_label(m: &PortMapping) -> String {
+    let ip = match m.host_ip {
+        None => "0.0.0.0".to_string(),
+        Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        Some(ip) => ip.to_string(),
+    };
+    format!("{ip}:{}->{}/{}", m.host_port, m.container_port, m.proto)
+}
+
+fn endpoint_json(name: &str, ep: &EndpointState) -> Value {
+    let v4 = ep.addresses.iter().find(|a| a.addr().is_ipv4());
+    let v6 = ep.addresses.iter().find(|a| a.addr().is_ipv6());
+    json!({
+        "Name": name,
+        "EndpointID": ep.id,
+        "MacAddress": ep.mac,
+        "IPv4Address": v4.map(|a| a.to_string()).unwrap_or_default(),
+        "IPv6Address": v6.map(|a| a.to_string()).unwrap_or_default(),
+    })
+}

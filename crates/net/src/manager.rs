@@ -1,0 +1,506 @@
+//! The network manager (STYLE.md "Seams and orchestration"): the one place that orders
+//! IPAM → driver → firewall for every operation and undoes completed steps in reverse when a
+//! later one fails, so bad input or a kernel refusal leaves no half-created network, no leaked
+//! address, no stale rule and no orphan veth. Drivers, IPAM and the firewall never call each
+//! other.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+use berth_store::Store;
+
+use crate::drivers::bridge::{self, BridgeDriver};
+use crate::firewall::{Firewall, NftFirewall};
+use crate::ipam::{self, Taken};
+use crate::model::{
+    DriverName, EndpointState, IfName, NetworkName, NetworkState, PortMapping, SubnetConfig,
+};
+use crate::records::{self, RecordError};
+
+/// Name and device of Docker's default network (berth's device name: `berth0`).
+pub const DEFAULT_NETWORK: &str = "bridge";
+/// The default network's bridge device.
+pub const DEFAULT_BRIDGE: &str = "berth0";
+
+/// Known `-o` keys of the bridge driver (Docker's names).
+const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
+const OPT_MTU: &str = "com.docker.network.driver.mtu";
+
+/// Errors of network operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// Records.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// Address management.
+    #[error(transparent)]
+    Ipam(#[from] ipam::IpamError),
+    /// Kernel plumbing.
+    #[error(transparent)]
+    Driver(#[from] bridge::BridgeError),
+    /// Firewall.
+    #[error(transparent)]
+    Firewall(#[from] crate::firewall::FirewallError),
+    /// The state database.
+    #[error("state database: {0}")]
+    Sql(#[from] berth_store::rusqlite::Error),
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// The network still has containers.
+    #[error(
+        "network {network} has active endpoints ({containers}): disconnect or remove them first"
+    )]
+    InUse {
+        /// The network.
+        network: String,
+        /// Names of the attached containers.
+        containers: String,
+    },
+}
+
+/// `network create`, validated shapes (subnets still to be checked against the host).
+#[derive(Debug, Clone)]
+pub struct NetworkCreateRequest {
+    /// Name.
+    pub name: NetworkName,
+    /// `-d`.
+    pub driver: DriverName,
+    /// `--subnet`/`--gateway`/`--ip-range`/`--aux-address`, grouped by subnet.
+    pub subnets: Vec<SubnetConfig>,
+    /// `--ipv6`.
+    pub ipv6: bool,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--mtu`.
+    pub mtu: Option<u32>,
+    /// `--label`.
+    pub labels: BTreeMap<String, String>,
+    /// `-o`.
+    pub options: BTreeMap<String, String>,
+}
+
+/// What a container asks of one endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointRequest {
+    /// `--ip`.
+    pub ip: Option<Ipv4Addr>,
+    /// `--ip6`.
+    pub ip6: Option<Ipv6Addr>,
+    /// `--mac-address`.
+    pub mac: Option<String>,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// Published ports with host ports already reserved.
+    pub ports: Vec<PortMapping>,
+    /// `eth0`, `eth1`, ...
+    pub ifname: Option<IfName>,
+    /// Install the default route through this network (the container's first network).
+    pub default_route: bool,
+}
+
+/// The network manager over one store.
+pub struct Manager<'a> {
+    store: &'a mut Store,
+    driver: BridgeDriver,
+    firewall: NftFirewall,
+}
+
+impl<'a> Manager<'a> {
+    /// A manager acting in the network namespace the calling process runs in; firewall
+    /// changes are serialised across berth processes by `<runroot>/locks/firewall`.
+    pub fn new(store: &'a mut Store, runroot: &Path) -> Self {
+        Self {
+            store,
+            driver: BridgeDriver,
+            firewall: NftFirewall::from_env().with_lock(&runroot.join("locks").join("firewall")),
+        }
+    }
+
+    /// Every network.
+    pub fn list(&self) -> Result<Vec<NetworkState>, ManagerError> {
+        Ok(records::list_networks(self.store.conn())?)
+    }
+
+    /// A network by name, id or unique id prefix.
+    pub fn lookup(&self, key: &str) -> Result<NetworkState, ManagerError> {
+        Ok(records::lookup_network(self.store.conn(), key)?)
+    }
+
+    /// The default `bridge` network, created on first use (device `berth0`, no embedded DNS,
+    /// as Docker's default bridge has no name resolution).
+    pub fn ensure_default(&mut self) -> Result<NetworkState, ManagerError> {
+        match records::lookup_network(self.store.conn(), DEFAULT_NETWORK) {
+            Ok(n) => {
+                // After a host reboot the record outlives the kernel objects: recreate them.
+                self.driver.create_network(&n)?;
+                self.firewall.add_network(&n)?;
+                Ok(n)
+            }
+            Err(RecordError::NoSuchNetwork(_)) => {
+                let mut options = BTreeMap::new();
+                options.insert(OPT_BRIDGE_NAME.to_string(), DEFAULT_BRIDGE.to_string());
+                let req = NetworkCreateRequest {
+                    name: DEFAULT_NETWORK.parse().expect("valid name"),
+                    driver: DriverName::Bridge,
+                    subnets: Vec::new(),
+                    ipv6: false,
+                    internal: false,
+                    mtu: None,
+                    labels: BTreeMap::new(),
+                    options,
+                };
+                match self.create_with_dns(req, false) {
+                    // Another process created it a moment ago.
+                    Err(ManagerError::Record(RecordError::NameInUse(_))) => {
+                        Ok(records::lookup_network(self.store.conn(), DEFAULT_NETWORK)?)
+                    }
+                    other => other,
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `network create`: validate, choose subnets away from host routes, addresses and other
+    /// networks, record, make the bridge, add the firewall rules; undo on failure.
+    pub fn create(&mut self, req: NetworkCreateRequest) -> Result<NetworkState, ManagerError> {
+        if req.name.as_str() == DEFAULT_NETWORK
+            || ["host", "none", "default"].contains(&req.name.as_str())
+        {
+            return Err(ManagerError::Invalid(format!(
+                "network name {} is reserved (it names a built-in network mode): choose another",
+                req.name
+            )));
+        }
+        self.create_with_dns(req, true)
+    }
+
+    fn create_with_dns(
+        &mut self,
+        req: NetworkCreateRequest,
+        dns: bool,
+    ) -> Result<NetworkState, ManagerError> {
+        if req.driver != DriverName::Bridge {
+            return Err(ManagerError::Invalid(format!(
+                "network driver {} is not available yet: berth supports bridge networks today",
+                req.driver
+            )));
+        }
+        let opts = BridgeOptions::parse(&req)?;
+        let id = new_id();
+        let bridge = match &opts.bridge_name {
+            Some(b) => b.clone(),
+            None => format!("br-{}", &id[..12]).parse().expect("valid ifname"),
+        };
+        let others = self.list()?;
+        if let Some(o) = others.iter().find(|o| o.bridge == bridge) {
+            return Err(ManagerError::Invalid(format!(
+                "bridge device {bridge} is already used by network {}: choose another \
+                 com.docker.network.bridge.name",
+                o.name
+            )));
+        }
+        let taken = taken_ranges(&others);
+        let subnets = ipam::choose_subnets(&req.subnets, req.ipv6, &taken)?;
+        let state = NetworkState {
+            id,
+            name: req.name.clone(),
+            driver: req.driver,
+            subnets,
+            ipv6: req.ipv6,
+            internal: req.internal,
+            icc: opts.icc,
+            dns,
+            mtu: req.mtu.or(opts.mtu).unwrap_or_else(host_mtu),
+            bridge,
+            labels: req.labels.clone(),
+            options: req.options.clone(),
+            created: chrono::Utc::now().to_rfc3339(),
+        };
+        self.store.write(|tx| records::insert_network(tx, &state))?;
+        if let Err(e) = self.driver.create_network(&state) {
+            let _ = self
+                .store
+                .write(|tx| records::delete_network(tx, &state.id));
+            return Err(e.into());
+        }
+        if let Err(e) = self.firewall.add_network(&state) {
+            let _ = self.driver.delete_network(&state);
+            let _ = self
+                .store
+                .write(|tx| records::delete_network(tx, &state.id));
+            return Err(e.into());
+        }
+        Ok(state)
+    }
+
+    /// `network rm`: refused while containers are attached (naming them); then removes exactly
+    /// the network's rules, its bridge and its record.
+    pub fn remove(&mut self, key: &str) -> Result<NetworkState, ManagerError> {
+        let n = self.lookup(key)?;
+        if n.name.as_str() == DEFAULT_NETWORK {
+            return Err(ManagerError::Invalid(
+                "bridge is a pre-defined network and cannot be removed".into(),
+            ));
+        }
+        let attached = records::attached_containers(self.store.conn(), &n.id)?;
+        if !attached.is_empty() {
+            let names: Vec<String> = attached.into_iter().map(|(name, _)| name).collect();
+            return Err(ManagerError::InUse {
+                network: n.name.to_string(),
+                containers: names.join(", "),
+            });
+        }
+        let mut first_err = None;
+        if let Err(e) = self.firewall.remove_network(&n) {
+            first_err.get_or_insert(ManagerError::from(e));
+        }
+        if let Err(e) = self.driver.delete_network(&n) {
+            first_err.get_or_insert(ManagerError::from(e));
+        }
+        self.store.write(|tx| records::delete_network(tx, &n.id))?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+
+    /// Attaches the sandbox pinned at `netns` of container `container_id` to `network`:
+    /// the endpoint row and its addresses in one transaction, then the veth, then the rules.
+    pub fn connect(
+        &mut self,
+        network: &NetworkState,
+        container_id: &str,
+        netns: &Path,
+        req: &EndpointRequest,
+    ) -> Result<EndpointState, ManagerError> {
+        if network.internal && !req.ports.is_empty() {
+            return Err(ManagerError::Invalid(format!(
+                "network {} is internal: it has no published ports; drop -p/-P or use another \
+                 network",
+                network.name
+            )));
+        }
+        let id = new_id();
+        let ep = self.record_endpoint(network, container_id, &id, req)?;
+        if let Err(e) = self.driver.join(network, &ep, netns, req.default_route) {
+            let _ = self.store.write(|tx| records::delete_endpoint(tx, &ep.id));
+            return Err(e.into());
+        }
+        if let Err(e) = self.firewall.add_endpoint(network, &ep) {
+            let _ = self.driver.leave(network, &ep, netns);
+            let _ = self.store.write(|tx| records::delete_endpoint(tx, &ep.id));
+            return Err(e.into());
+        }
+        Ok(ep)
+    }
+
+    fn record_endpoint(
+        &mut self,
+        network: &NetworkState,
+        container_id: &str,
+        id: &str,
+        req: &EndpointRequest,
+    ) -> Result<EndpointState, ManagerError> {
+        let index = records::endpoints_of_container(self.store.conn(), container_id)?.len();
+        let mut ep = EndpointState {
+            id: id.to_string(),
+            network_id: network.id.clone(),
+            container_id: container_id.to_string(),
+            ifname: req
+                .ifname
+                .clone()
+                .unwrap_or_else(|| format!("eth{index}").parse().expect("valid ifname")),
+            host_ifname: bridge::host_ifname_for(id),
+            mac: String::new(),
+            addresses: Vec::new(),
+            aliases: req.aliases.clone(),
+            ports: req.ports.clone(),
+        };
+        self.store.write(|tx| -> Result<(), ManagerError> {
+            records::insert_endpoint(tx, &ep)?;
+            ep.addresses = ipam::allocate(tx, network, id, req.ip, req.ip6)?;
+            ep.mac = req.mac.clone().unwrap_or_else(|| mac_of(&ep));
+            records::update_endpoint(tx, &ep)?;
+            Ok(())
+        })?;
+        Ok(ep)
+    }
+
+    /// Detaches one endpoint: its rules, its veth (if the sandbox still exists), its record and
+    /// addresses. Best effort: every step runs; the first failure is returned.
+    pub fn disconnect(&mut self, ep: &EndpointState, netns: &Path) -> Result<(), ManagerError> {
+        let network = records::lookup_network(self.store.conn(), &ep.network_id).ok();
+        let mut first_err = None;
+        if let Some(n) = &network {
+            if let Err(e) = self.firewall.remove_endpoint(n, ep) {
+                first_err.get_or_insert(ManagerError::from(e));
+            }
+            if let Err(e) = self.driver.leave(n, ep, netns) {
+                first_err.get_or_insert(ManagerError::from(e));
+            }
+        }
+        self.store
+            .write(|tx| records::delete_endpoint(tx, &ep.id))?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Detaches every endpoint of a container (its teardown), collecting failures.
+    pub fn disconnect_all(&mut self, container_id: &str, netns: &Path) -> Vec<ManagerError> {
+        let eps = match records::endpoints_of_container(self.store.conn(), container_id) {
+            Ok(e) => e,
+            Err(e) => return vec![e.into()],
+        };
+        eps.iter()
+            .filter_map(|ep| self.disconnect(ep, netns).err())
+            .collect()
+    }
+
+    /// The endpoints of a container.
+    pub fn endpoints_of(&self, container_id: &str) -> Result<Vec<EndpointState>, ManagerError> {
+        Ok(records::endpoints_of_container(
+            self.store.conn(),
+            container_id,
+        )?)
+    }
+
+    /// Rebuilds berth's firewall tables from the records in one transaction (recovery).
+    pub fn reconcile_firewall(&mut self) -> Result<(), ManagerError> {
+        let networks = self.list()?;
+        let endpoints = records::all_endpoints(self.store.conn())?;
+        self.firewall.reconcile(&networks, &endpoints)?;
+        Ok(())
+    }
+}
+
+/// Validated bridge `-o` options.
+struct BridgeOptions {
+    bridge_name: Option<IfName>,
+    icc: bool,
+    mtu: Option<u32>,
+}
+
+impl BridgeOptions {
+    fn parse(req: &NetworkCreateRequest) -> Result<Self, ManagerError> {
+        let mut o = Self {
+            bridge_name: None,
+            icc: true,
+            mtu: None,
+        };
+        for (k, v) in &req.options {
+            match k.as_str() {
+                OPT_BRIDGE_NAME => {
+                    o.bridge_name = Some(v.parse().map_err(|e: crate::model::ModelError| {
+                        ManagerError::Invalid(format!("-o {k}={v}: {e}"))
+                    })?)
+                }
+                OPT_ICC => {
+                    o.icc = v.parse().map_err(|_| {
+                        ManagerError::Invalid(format!("-o {k}={v}: use true or false"))
+                    })?
+                }
+                OPT_MTU => o.mtu = Some(parse_mtu(v)?),
+                _ => {
+                    return Err(ManagerError::Invalid(format!(
+                        "unknown bridge option -o {k}: berth knows {OPT_BRIDGE_NAME}, {OPT_ICC} \
+                         and {OPT_MTU}"
+                    )))
+                }
+            }
+        }
+        if let Some(m) = req.mtu {
+            parse_mtu(&m.to_string())?;
+        }
+        Ok(o)
+    }
+}
+
+/// MTU limits: 68 (RFC 791 minimum for IPv4) to 65535.
+fn parse_mtu(v: &str) -> Result<u32, ManagerError> {
+    match v.parse::<u32>() {
+        Ok(m) if (68..=65535).contains(&m) => Ok(m),
+        _ => Err(ManagerError::Invalid(format!(
+            "invalid MTU {v:?}: use a number from 68 to 65535"
+        ))),
+    }
+}
+
+/// Host routes, host addresses and other networks' subnets: what a new subnet must not overlap.
+fn taken_ranges(others: &[NetworkState]) -> Vec<Taken> {
+    let mut taken: Vec<Taken> = others
+        .iter()
+        .flat_map(|n| {
+            n.subnets.iter().map(move |s| Taken {
+                net: s.subnet,
+                owner: format!("network {}", n.name),
+            })
+        })
+        .collect();
+    if let Ok(routes) = berth_sys::route::list_routes() {
+        for r in routes {
+            if r.dst.prefix_len() == 0 {
+                continue;
+            }
+            taken.push(Taken {
+                net: r.dst,
+                owner: format!("route {} dev {}", r.dst, r.dev.as_deref().unwrap_or("?")),
+            });
+        }
+    }
+    if let Ok(addrs) = berth_sys::link::list_addrs() {
+        for a in addrs {
+            if a.addr.is_loopback()
+                || matches!(a.addr, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+            {
+                continue;
+            }
+            if let Ok(net) = ipnet::IpNet::new(a.addr, a.prefix_len) {
+                taken.push(Taken {
+                    net: net.trunc(),
+                    owner: format!("address {}/{} on {}", a.addr, a.prefix_len, a.ifname),
+                });
+            }
+        }
+    }
+    taken
+}
+
+/// The MTU of the interface holding the host's default route; 1500 when there is none.
+fn host_mtu() -> u32 {
+    let dev = berth_sys::route::list_routes()
+        .ok()
+        .and_then(|rs| {
+            rs.into_iter()
+                .find(|r| r.dst.prefix_len() == 0 && r.dst.addr().is_ipv4())
+        })
+        .and_then(|r| r.dev);
+    let links = berth_sys::link::list_links().unwrap_or_default();
+    dev.and_then(|d| links.into_iter().find(|l| l.name == d))
+        .map_or(1500, |l| l.mtu)
+}
+
+/// Docker's MAC for an IPv4 endpoint (02:42 + the address), else a random local unicast one.
+fn mac_of(ep: &EndpointState) -> String {
+    match ep.addresses.iter().find_map(|a| match a.addr() {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    }) {
+        Some(v4) => bridge::mac_for(v4),
+        None => {
+            let b: [u8; 4] = rand::random();
+            format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3])
+        }
+    }
+}
+
+/// A new 64-hex id.
+pub fn new_id() -> String {
+    let b: [u8; 32] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
