@@ -73,9 +73,8 @@ impl Engine {
                     .into(),
             )),
             NetworkMode::None if !req.publish.is_empty() => Err(EngineError::Invalid(
-                "published ports (-p/-P) need a bridge network, and --net none has no network: \
-                 drop -p, or use --net host to serve on the host's ports directly (bridge \
-                 networks, the usual home of -p, are coming)"
+                "published ports (-p/-P) need a network, and --net none has none: use the \
+                 default bridge (drop --net none) or a user-defined network"
                     .into(),
             )),
             NetworkMode::Host | NetworkMode::None => Ok(()),

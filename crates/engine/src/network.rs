@@ -201,7 +201,7 @@ impl Engine {
         if key == DEFAULT_NETWORK {
             return Ok(self.manager().ensure_default()?);
         }
-        Ok(self.manager().lookup(key)?)
+        Ok(self.manager().lookup_ready(key)?)
     }
 
     /// Checks at create time that a named network exists and the publish options fit it.

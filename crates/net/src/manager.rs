@@ -129,16 +129,27 @@ impl<'a> Manager<'a> {
         Ok(records::lookup_network(self.store.conn(), key)?)
     }
 
+    /// The network `key`, its kernel objects recreated if they are gone (after a host reboot
+    /// the record outlives the bridge and the rules).
+    pub fn lookup_ready(&mut self, key: &str) -> Result<NetworkState, ManagerError> {
+        let n = self.lookup(key)?;
+        self.ready(n)
+    }
+
+    fn ready(&mut self, n: NetworkState) -> Result<NetworkState, ManagerError> {
+        // One netlink query on the hot path; the rest only when the bridge is missing.
+        if berth_sys::link::link_index(n.bridge.as_str()).is_err() {
+            self.driver.create_network(&n)?;
+            self.firewall.add_network(&n)?;
+        }
+        Ok(n)
+    }
+
     /// The default `bridge` network, created on first use (device `berth0`, no embedded DNS,
     /// as Docker's default bridge has no name resolution).
     pub fn ensure_default(&mut self) -> Result<NetworkState, ManagerError> {
         match records::lookup_network(self.store.conn(), DEFAULT_NETWORK) {
-            Ok(n) => {
-                // After a host reboot the record outlives the kernel objects: recreate them.
-                self.driver.create_network(&n)?;
-                self.firewall.add_network(&n)?;
-                Ok(n)
-            }
+            Ok(n) => self.ready(n),
             Err(RecordError::NoSuchNetwork(_)) => {
                 let mut options = BTreeMap::new();
                 options.insert(OPT_BRIDGE_NAME.to_string(), DEFAULT_BRIDGE.to_string());
