@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# berth benchmark 1: wall time of `run --rm IMAGE true`, --net none and --net host, beside the
-# floor (bare `runc run` of an equivalent bundle) and podman when installed; peak RSS of the
-# berth CLI. Writes bench/results/<UTC date>.md (quick: <UTC date>-quick.md) and the raw
+# berth benchmarks. 1 (issue 2): wall time of `run --rm IMAGE true`, --net none and --net host,
+# beside the floor (bare `runc run` of an equivalent bundle) and podman when installed; peak RSS
+# of the berth CLI. 2 (issue 3, lib/bridge.sh): per-endpoint bridge network setup/teardown at
+# 0/100/500 endpoints beside the CNI plugins, one `run` publishing 1000 ports, iperf3 throughput.
+# Writes bench/results/<UTC date>.md (quick: <UTC date>-quick.md) and the raw
 # hyperfine JSON beside it.
 #
 # Usage: bench/bench.sh --full | --quick
@@ -10,6 +12,9 @@
 #   --quick  3 runs, 1 warmup; installs nothing; uses podman only if already installed;
 #            without hyperfine, times a bash loop with `date +%s%N`
 # BERTH_BIN overrides the binary (default: cargo build --release --bin berth).
+# BENCH_FIGURES=run|bridge|run,bridge (default both) picks benchmark 1 (`run --rm`) and/or the
+# bridge-networking figures of issue 3 (lib/bridge.sh); BENCH_ENDPOINTS="0 100 500" overrides
+# the endpoint counts of the latter.
 #
 # Everything runs inside a throwaway network namespace; the root namespace's links, addresses,
 # routes and rules are compared before and after (a difference fails the run). A trap removes
@@ -43,11 +48,12 @@ apt_install() {
 # Peers and tools: full mode may install hyperfine, GNU time and podman; quick mode nothing.
 prepare_tools() {
     local t
-    for t in runc jq umoci skopeo nsenter; do
+    for t in runc jq umoci skopeo nsenter ss; do
         command -v "$t" >/dev/null || { echo "bench: $t missing (see .ci/run)" >&2; exit 1; }
     done
     [ "$mode" = full ] || return 0
     command -v hyperfine >/dev/null || apt_install hyperfine
+    command -v iperf3 >/dev/null || apt_install iperf3
     [ -x /usr/bin/time ] || apt_install time
     if [ -z "${BENCH_NO_PODMAN:-}" ] && ! command -v podman >/dev/null; then
         apt_install podman
@@ -92,7 +98,10 @@ bash tests/fixtures/build-image.sh "$BENCH_WORK/fixtures" >&2
 
 # shellcheck source=bench/lib/figures.sh
 . "$here/lib/figures.sh"
-run_figures
+# shellcheck source=bench/lib/bridge.sh
+. "$here/lib/bridge.sh"
+case ,${BENCH_FIGURES:-run,bridge}, in *,run,*) run_figures ;; esac
+case ,${BENCH_FIGURES:-run,bridge}, in *,bridge,*) run_bridge_figures ;; esac
 write_facts >"$BENCH_WORK/facts.json"
 
 stamp=$(date -u +%Y-%m-%d)

@@ -10,8 +10,13 @@ WORKDIR holds:
 - json/<figure>.cmd    the command line that was timed
 - rss-<mode>.json      bench/peak_rss.py output (kB)
 - facts.json           machine and run facts (strings), written by bench/bench.sh
-The goals checked come from issue 2: berth adds at most 15 ms over bare runc, and takes at
-most half of podman's time. Standard library only.
+- json/ep-<N>-{bridge,none}-{run,rm}.json, json/cni-<N>-{add,del}.json, json/ports1000.json
+                       the bridge figures of bench/lib/bridge.sh (same shape)
+- iperf/{loopback,c2c,published}.json   iperf3 -J output
+The goals checked come from issue 2 (berth adds at most 15 ms over bare runc, and takes at
+most half of podman's time) and issue 3 (per-endpoint setup and teardown at most 5 ms each, at
+500 endpoints at most 1.1x of the empty case; one `run` publishing 1000 ports under 1 s).
+Standard library only.
 """
 
 import json
@@ -22,6 +27,29 @@ MODES = ("none", "host")
 ENGINES = ("berth", "runc", "podman")
 GOAL_OVER_RUNC_MS = 15.0
 GOAL_PODMAN_RATIO = 0.5
+GOAL_ENDPOINT_MS = 5.0
+GOAL_SCALING_RATIO = 1.1
+GOAL_PORTS1000_MS = 1000.0
+IPERF_PATHS = (
+    ("loopback", "loopback in the sandbox host (127.0.0.1)"),
+    ("c2c", "container to container, one bridge network"),
+    ("published", "sandbox host to a published port (127.0.0.1:15201 -> 5201)"),
+)
+
+
+def load_figure(json_dir, name):
+    """One figure as {median, min, max (ms), runs, command}, or None when not measured."""
+    path = json_dir / f"{name}.json"
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())["results"][0]
+    return {
+        "median": result["median"] * 1e3,
+        "min": result["min"] * 1e3,
+        "max": result["max"] * 1e3,
+        "runs": len(result["times"]),
+        "command": (json_dir / f"{name}.cmd").read_text().strip(),
+    }
 
 
 def load_figures(json_dir):
@@ -29,17 +57,9 @@ def load_figures(json_dir):
     figures = {}
     for engine in ENGINES:
         for mode in MODES:
-            path = json_dir / f"{engine}-{mode}.json"
-            if not path.exists():
-                continue
-            result = json.loads(path.read_text())["results"][0]
-            figures[(engine, mode)] = {
-                "median": result["median"] * 1e3,
-                "min": result["min"] * 1e3,
-                "max": result["max"] * 1e3,
-                "runs": len(result["times"]),
-                "command": (json_dir / f"{engine}-{mode}.cmd").read_text().strip(),
-            }
+            figure = load_figure(json_dir, f"{engine}-{mode}")
+            if figure is not None:
+                figures[(engine, mode)] = figure
     return figures
 
 
@@ -111,24 +131,147 @@ def rss_lines(workdir):
     return lines
 
 
+def endpoint_levels(json_dir):
+    """{N: {key: figure}} for every fill level N with berth figures; keys are bridge-run,
+    none-run, bridge-rm, none-rm, cni-add, cni-del (the cni ones may be missing)."""
+    levels = {}
+    for path in json_dir.glob("ep-*-bridge-run.json"):
+        n = int(path.name.split("-")[1])
+        level = {}
+        for key in ("bridge-run", "none-run", "bridge-rm", "none-rm"):
+            level[key] = load_figure(json_dir, f"ep-{n}-{key}")
+        for key in ("add", "del"):
+            level[f"cni-{key}"] = load_figure(json_dir, f"cni-{n}-{key}")
+        if all(level[k] for k in ("bridge-run", "none-run", "bridge-rm", "none-rm")):
+            level["setup"] = level["bridge-run"]["median"] - level["none-run"]["median"]
+            level["teardown"] = level["bridge-rm"]["median"] - level["none-rm"]["median"]
+            levels[n] = level
+    return dict(sorted(levels.items()))
+
+
+def ms(figure):
+    return "not measured" if figure is None else f"{figure['median']:.1f}"
+
+
+def endpoint_table(levels):
+    rows = [
+        "| endpoints already on the network | `run` bridge+`-p` | `run` none | **setup** "
+        "| `rm -f` bridge+`-p` | `rm -f` none | **teardown** | CNI bridge+portmap ADD | CNI DEL |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, lv in levels.items():
+        rows.append(
+            f"| {n} | {ms(lv['bridge-run'])} | {ms(lv['none-run'])} | **{lv['setup']:.1f}** | "
+            f"{ms(lv['bridge-rm'])} | {ms(lv['none-rm'])} | **{lv['teardown']:.1f}** | "
+            f"{ms(lv['cni-add'])} | {ms(lv['cni-del'])} |"
+        )
+    return rows
+
+
+def scaling_goal(levels, what):
+    """The 'at the largest fill level at most 1.1x of the empty case' verdict for setup or teardown."""
+    top = max(levels)
+    if 0 not in levels or top == 0:
+        return f"- {what} scaling: needs the 0-endpoint level and a larger one: not measured"
+    base, last = levels[0][what], levels[top][what]
+    if base <= 0:
+        return (f"- {what} at {top} endpoints: {last:.1f} ms vs {base:.1f} ms empty; the empty "
+                f"case is ≤ 0 ms (within noise), so the ratio is undefined: **not decided**")
+    ratio = last / base
+    ok = "met" if ratio <= GOAL_SCALING_RATIO else "NOT met"
+    return (f"- {what} at {top} endpoints: {last:.1f} ms = ×{ratio:.2f} of the empty case "
+            f"({base:.1f} ms) (goal ≤ ×{GOAL_SCALING_RATIO}): **{ok}**")
+
+
+def endpoint_goals(levels):
+    lines = []
+    for what in ("setup", "teardown"):
+        for n, lv in levels.items():
+            ok = "met" if lv[what] <= GOAL_ENDPOINT_MS else "NOT met"
+            lines.append(f"- {what} with {n} endpoints: {lv[what]:.1f} ms "
+                         f"(goal ≤ {GOAL_ENDPOINT_MS:.0f} ms): **{ok}**")
+        lines.append(scaling_goal(levels, what))
+    return lines
+
+
+def ports_lines(json_dir):
+    f = load_figure(json_dir, "ports1000")
+    if f is None:
+        return ["- not measured"]
+    ok = "met" if f["median"] < GOAL_PORTS1000_MS else "NOT met"
+    return [
+        "| figure | median ms | min ms | max ms |",
+        "|---|---:|---:|---:|",
+        f"| `run -d -p 20000-20999:20000-20999` | {f['median']:.1f} | {f['min']:.1f} | {f['max']:.1f} |",
+        "",
+        f"- one `run` publishing 1000 ports: {f['median']:.0f} ms (goal < 1 s): **{ok}**",
+    ]
+
+
+def gbits(workdir, name):
+    """Receiver-side Gbit/s of an iperf3 -J run, or None when not measured."""
+    path = workdir / "iperf" / f"{name}.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def throughput_lines(workdir):
+    loop = gbits(workdir, "loopback")
+    rows = ["| path | Gbit/s | vs loopback |", "|---|---:|---:|"]
+    for name, label in IPERF_PATHS:
+        g = gbits(workdir, name)
+        if g is None:
+            rows.append(f"| {label} | not measured | |")
+            continue
+        ratio = "—" if not loop else f"×{g / loop:.2f}"
+        rows.append(f"| {label} | {g:.2f} | {ratio} |")
+    return rows
+
+
+def bridge_sections(workdir):
+    json_dir = workdir / "json"
+    levels = endpoint_levels(json_dir)
+    if not levels and not (json_dir / "ports1000.json").exists():
+        return []
+    out = ["", "## Bridge network: per-endpoint setup and teardown (issue 3), medians in ms", ""]
+    out += [
+        "setup = `run -d --net N -p PORT:80 web sleep 1000` − the same with `--net none`; "
+        "teardown = `rm -f` of each; CNI = netns + plugins called directly, for comparison.",
+        "",
+    ]
+    out += endpoint_table(levels)
+    out += ["", "## Goals (issue 3)", ""] + endpoint_goals(levels)
+    out += ["", "## One `run` publishing 1000 ports", ""] + ports_lines(json_dir)
+    out += ["", "## TCP throughput (iperf3, one stream)", ""] + throughput_lines(workdir)
+    return out
+
+
+def all_figure_names(json_dir):
+    return sorted(p.stem for p in json_dir.glob("*.json"))
+
+
 def render(workdir):
     facts = json.loads((workdir / "facts.json").read_text())
     figures = load_figures(workdir / "json")
     out = [
-        f"# berth benchmark: `run --rm IMAGE true` ({facts['date']}, {facts['mode']})",
+        f"# berth benchmarks ({facts['date']}, {facts['mode']})",
         "",
         "## Machine and run",
         "",
     ]
     out += [f"- {key}: {value}" for key, value in facts.items() if key not in ("date", "notes")]
-    out += ["", "## Wall time per container (create, start, wait, remove)", ""]
-    out += table(figures)
-    out += ["", "## Goals (issue 2)", ""] + goals(figures)
-    out += ["", "## Peak RSS of the berth CLI during `run`", ""] + rss_lines(workdir)
+    if figures:
+        out += ["", "## `run --rm IMAGE true`: wall time per container (create, start, wait, remove)", ""]
+        out += table(figures)
+        out += ["", "## Goals (issue 2)", ""] + goals(figures)
+        out += ["", "## Peak RSS of the berth CLI during `run`", ""] + rss_lines(workdir)
+    out += bridge_sections(workdir)
     out += ["", "## Notes", ""] + [f"- {note}" for note in facts.get("notes", [])]
     out += ["", "## Command lines", ""]
-    for (engine, mode), f in figures.items():
-        out.append(f"- {engine}-{mode} ({f['runs']} runs): `{f['command']}`")
+    for name in all_figure_names(workdir / "json"):
+        f = load_figure(workdir / "json", name)
+        out.append(f"- {name} ({f['runs']} runs): `{f['command']}`")
     return "\n".join(out) + "\n"
 
 

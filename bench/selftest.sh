@@ -3,6 +3,7 @@
 #   1) the bash-loop fallback of measure.sh writes hyperfine's JSON shape with real timings,
 #      and fails when the command fails
 #   2) report.py turns canned figures into the right deltas, ratios and goal verdicts
+#   3) the same for the bridge figures (setup/teardown differences, scaling, 1000 ports, iperf3)
 # Usage: bench/selftest.sh (exits non-zero on the first failed check).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -44,4 +45,23 @@ expect "berth takes ×0.40 of podman's time (goal ≤ ×0.5): **met**"
 expect '`--net host`: podman comparison not measured'
 expect '| `--net none` (max of 3) | 25.0 MiB | n/a (no /usr/bin/time) |'
 expect '- a note'
+
+# 3) bridge: setup 4 ms at 0 and 6 ms at 500 (x1.50), teardown 3 ms at both (x1.00); CNI only at 0.
+w=$tmp/w; rm -rf "$w/json"; mkdir -p "$w/json" "$w/iperf"
+fig ep-0-bridge-run 34; fig ep-0-none-run 30; fig ep-0-bridge-rm 23; fig ep-0-none-rm 20
+fig ep-500-bridge-run 40; fig ep-500-none-run 34; fig ep-500-bridge-rm 25; fig ep-500-none-rm 22
+fig cni-0-add 60; fig cni-0-del 170; fig ports1000 1200
+iperf() { jq -n --argjson b "$2" '{end: {sum_received: {bits_per_second: $b}}}' >"$w/iperf/$1.json"; }
+iperf loopback 40e9; iperf c2c 30e9; iperf published 20e9
+python3 report.py "$w" "$tmp/out.md"
+expect '| 0 | 34.0 | 30.0 | **4.0** | 23.0 | 20.0 | **3.0** | 60.0 | 170.0 |'
+expect '| 500 | 40.0 | 34.0 | **6.0** | 25.0 | 22.0 | **3.0** | not measured | not measured |'
+expect 'setup with 0 endpoints: 4.0 ms (goal ≤ 5 ms): **met**'
+expect 'setup with 500 endpoints: 6.0 ms (goal ≤ 5 ms): **NOT met**'
+expect 'setup at 500 endpoints: 6.0 ms = ×1.50 of the empty case (4.0 ms) (goal ≤ ×1.1): **NOT met**'
+expect 'teardown at 500 endpoints: 3.0 ms = ×1.00 of the empty case (3.0 ms) (goal ≤ ×1.1): **met**'
+expect 'one `run` publishing 1000 ports: 1200 ms (goal < 1 s): **NOT met**'
+expect '| container to container, one bridge network | 30.00 | ×0.75 |'
+expect '| 20.00 | ×0.50 |'
+if grep -qF 'Goals (issue 2)' "$tmp/out.md"; then fail "issue 2 section printed without its figures"; fi
 echo "selftest: all checks passed"

@@ -30,6 +30,7 @@ berth_cleanup() {
 figures_berth() {
     BENCH_CLEANUP_HOOKS+=(berth_cleanup)
     berth_in load -i "$BENCH_WORK/fixtures/web.docker.tar" >&2
+    BENCH_IMAGE_LOADED=1
     local m
     for m in none host; do
         measure "berth-$m" "$(berth_cmdline "$m")"

@@ -4,32 +4,44 @@
 # report reads one format. Sourced by bench/bench.sh; defines:
 #   measure NAME CMDLINE      writes $BENCH_JSON_DIR/NAME.json (and NAME.cmd, the command
 #                             line); needs BENCH_RUNS, BENCH_WARMUP
+#   measure_prepared NAME PREPARE CMDLINE
+#                             the same, with PREPARE run (untimed) before every run, warmups
+#                             included (hyperfine --prepare); e.g. `rm -f` before a timed `run`
 # hyperfine is used when installed; otherwise a bash loop timed with `date +%s%N` (same
 # warmup/runs, no shell-spawn correction, so it reads ~1 ms high per run).
 
 measure() {
-    local name=$1 cmdline=$2 out=$BENCH_JSON_DIR/$1.json
-    echo "bench: measuring $name ($BENCH_RUNS runs): $cmdline" >&2
+    measure_prepared "$1" "" "$2"
+}
+
+measure_prepared() {
+    local name=$1 prepare=$2 cmdline=$3 out=$BENCH_JSON_DIR/$1.json
+    echo "bench: measuring $name ($BENCH_RUNS runs): $cmdline${prepare:+ (prepared by: $prepare)}" >&2
     echo "$cmdline" >"$BENCH_JSON_DIR/$name.cmd"
     # One visible run first, so a failing command shows its own error (hyperfine hides it).
+    [ -z "$prepare" ] || bash -c "$prepare" </dev/null >/dev/null 2>&1
     bash -c "$cmdline" </dev/null >&2 || {
         echo "bench: $name failed (exit $?): $cmdline" >&2; return 1; }
     if command -v hyperfine >/dev/null; then
         hyperfine --style basic --warmup "$BENCH_WARMUP" --runs "$BENCH_RUNS" \
+            ${prepare:+--prepare "$prepare"} \
             --command-name "$name" --export-json "$out" "$cmdline" >&2
     else
-        measure_loop "$name" "$cmdline" >"$out"
+        BENCH_PREPARE=$prepare measure_loop "$name" "$cmdline" >"$out"
     fi
 }
 
 # The fallback: every run must exit 0 (as hyperfine requires); prints the JSON on stdout.
+# BENCH_PREPARE, when set, runs untimed before every run (its failure is ignored).
 measure_loop() {
-    local name=$1 cmdline=$2 i t0 t1 times=()
+    local name=$1 cmdline=$2 i t0 t1 times=() prepare=${BENCH_PREPARE:-true}
     for ((i = 0; i < BENCH_WARMUP; i++)); do
+        bash -c "$prepare" </dev/null >/dev/null 2>&1
         bash -c "$cmdline" </dev/null >/dev/null 2>&1 || {
             echo "bench: warmup of $name failed: $cmdline" >&2; return 1; }
     done
     for ((i = 0; i < BENCH_RUNS; i++)); do
+        bash -c "$prepare" </dev/null >/dev/null 2>&1
         t0=$(date +%s%N)
         bash -c "$cmdline" </dev/null >/dev/null 2>&1 || {
             echo "bench: run $i of $name failed: $cmdline" >&2; return 1; }

@@ -8,6 +8,7 @@
 //! cgroup directories, or the namespace itself. Fixture images are built once per
 //! `cargo test` run by `tests/fixtures/build-image.sh` ([`fixture_images`]).
 
+mod bridge;
 mod client;
 mod command;
 mod fixtures;
@@ -19,6 +20,7 @@ mod sandbox;
 mod teardown;
 mod wait;
 
+pub use bridge::HostState;
 pub use client::Client;
 pub use command::{run_with_timeout, Background, Outcome};
 pub use fixtures::{fixture_images, Fixtures};

@@ -1,5 +1,5 @@
-//! The sandbox host's `Drop`: remove every container, then check for and clean up leaks.
-//! Leftovers fail the test (unless it is already panicking), but cleanup always runs.
+//! The sandbox host's `Drop`: remove every container and network, then check for and clean up
+//! leaks. Leftovers fail the test (unless it is already panicking), but cleanup always runs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -68,11 +68,28 @@ impl SandboxHost {
         }
     }
 
+    /// `berth network prune -f`: with no network left, the embedded DNS server (`berth dns`,
+    /// which names the root in its command line) exits instead of counting as a leak.
+    fn prune_networks(&self, problems: &mut Vec<String>) {
+        match try_run(
+            &mut self.berth_command(&["network", "prune", "-f"]),
+            Duration::from_secs(60),
+        ) {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => problems.push(format!(
+                "teardown: `berth network prune -f` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => problems.push(format!("teardown: {e}")),
+        }
+    }
+
     /// Removes containers, then finds, reports and cleans leaks. Returns the problems.
     pub(crate) fn teardown(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
         let ids = self.known_ids(&mut problems);
         self.remove_containers(&ids, &mut problems);
+        self.prune_networks(&mut problems);
         let (root, runroot) = (self.root().to_path_buf(), self.runroot().to_path_buf());
         let dirs: [&Path; 2] = [&root, &runroot];
         let ino = self.netns_ino();

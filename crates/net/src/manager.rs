@@ -344,14 +344,28 @@ impl<'a> Manager<'a> {
     /// Detaches one endpoint: its rules, its veth (if the sandbox still exists), its record and
     /// addresses. Best effort: every step runs; the first failure is returned.
     pub fn disconnect(&mut self, ep: &EndpointState, netns: &Path) -> Result<(), ManagerError> {
+        self.disconnect_with(ep, netns, false)
+    }
+
+    /// [`Manager::disconnect`]; with `sandbox_going` the veth is left to die with the sandbox's
+    /// namespace (deleting it explicitly costs an RCU grace period, ~18 ms here, while the
+    /// kernel tears a dead namespace down asynchronously, its links with it).
+    fn disconnect_with(
+        &mut self,
+        ep: &EndpointState,
+        netns: &Path,
+        sandbox_going: bool,
+    ) -> Result<(), ManagerError> {
         let network = records::lookup_network(self.store.conn(), &ep.network_id).ok();
         let mut first_err = None;
         if let Some(n) = &network {
             if let Err(e) = self.firewall.remove_endpoint(n, ep) {
                 first_err.get_or_insert(ManagerError::from(e));
             }
-            if let Err(e) = self.driver.leave(n, ep, netns) {
-                first_err.get_or_insert(ManagerError::from(e));
+            if !sandbox_going {
+                if let Err(e) = self.driver.leave(n, ep, netns) {
+                    first_err.get_or_insert(ManagerError::from(e));
+                }
             }
         }
         self.store
@@ -362,14 +376,15 @@ impl<'a> Manager<'a> {
         }
     }
 
-    /// Detaches every endpoint of a container (its teardown), collecting failures.
+    /// Detaches every endpoint of a container whose sandbox at `netns` is about to be
+    /// removed (its teardown), collecting failures. Call it before removing the namespace.
     pub fn disconnect_all(&mut self, container_id: &str, netns: &Path) -> Vec<ManagerError> {
         let eps = match records::endpoints_of_container(self.store.conn(), container_id) {
             Ok(e) => e,
             Err(e) => return vec![e.into()],
         };
         eps.iter()
-            .filter_map(|ep| self.disconnect(ep, netns).err())
+            .filter_map(|ep| self.disconnect_with(ep, netns, netns.exists()).err())
             .collect()
     }
 

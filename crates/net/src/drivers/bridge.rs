@@ -275,8 +275,14 @@ impl BridgeDriver {
             source,
         })?;
         link::delete_link(host_if).map_err(host)?;
+        let ns_file = File::open(netns).map_err(|source| BridgeError::OpenNetns {
+            netns: netns.to_path_buf(),
+            source,
+        })?;
+        // The sandbox end is born in the sandbox under a temporary name (the final one could
+        // be taken by a leftover of a crashed join; rename settles it).
         let peer = peer_ifname_for(&endpoint.id);
-        link::create_veth(host_if, &peer, network.mtu).map_err(host)?;
+        link::create_veth_into(host_if, &peer, network.mtu, ns_file.as_fd()).map_err(host)?;
         let wired = wire(network, endpoint, &peer, mac, netns, default_route);
         if wired.is_err() {
             // Deleting one end of a veth pair deletes the other, in any namespace.
@@ -336,11 +342,6 @@ fn wire(
     link::set_master(host_if, network.bridge.as_str()).map_err(host)?;
     link::set_bridge_port_hairpin(host_if, true).map_err(host)?;
     link::set_up(host_if).map_err(host)?;
-    let ns_file = File::open(netns).map_err(|source| BridgeError::OpenNetns {
-        netns: netns.to_path_buf(),
-        source,
-    })?;
-    link::move_to_netns(peer, ns_file.as_fd()).map_err(host)?;
     let gateways = if default_route {
         default_gateways(network, endpoint)
     } else {
