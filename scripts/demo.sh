@@ -131,3 +131,21 @@ out=$(show run --rm --net none web ip -o link)
 echo "$out"
 links=$(grep -v '^\$' <<<"$out" | awk '{print $2}' | tr -d ':' | sort -u | tr '\n' ' ')
 [ "$links" = "lo " ] || fail "expected only lo, got: $links"
+
+step "6) a user-defined bridge network: names resolve, a published port answers the client"
+show rm -f web2
+show network create demo-net
+show run -d --net demo-net --name api --network-alias backend -e INSTANCE=api web
+show run -d --net demo-net --name www -p 8080:80 -e INSTANCE=www web
+page=$(b exec www wget -qO- http://backend/) || fail "www could not reach api by its alias"
+echo "www -> http://backend/ got: $page"
+grep -q "berth demo: api" <<<"$page" || fail "expected api's page through the embedded DNS"
+for _ in $(seq 25); do
+    page=$(in_client curl -sS --max-time 2 http://10.88.0.1:8080/ 2>/dev/null) && break
+    sleep 0.2
+done
+echo "client -> 10.88.0.1:8080 got: $page"
+grep -q "berth demo: www" <<<"$page" || fail "expected www's page through the published port"
+show port www
+show rm -f api www
+show network rm demo-net
