@@ -144,20 +144,20 @@ fn subnets(a: &CreateArgs) -> anyhow::Result<Vec<SubnetConfig>> {
         .collect();
     let find = |out: &mut Vec<SubnetConfig>, ip: IpAddr, what: &str| -> anyhow::Result<usize> {
         if out.is_empty() {
-            bail!("{what} {ip} needs a --subnet that contains it");
+            bail!("{what} needs a --subnet that contains it");
         }
         out.iter()
             .position(|s| s.subnet.is_some_and(|n| n.contains(&ip)))
-            .with_context(|| format!("{what} {ip} is in none of the given --subnet values"))
+            .with_context(|| format!("{what} is in none of the given --subnet values"))
     };
     for g in &a.gateway {
-        let i = find(&mut out, *g, "--gateway")?;
+        let i = find(&mut out, *g, &format!("--gateway {g}"))?;
         if out[i].gateway.replace(*g).is_some() {
             bail!("two --gateway values for subnet {}", a.subnet[i]);
         }
     }
     for r in &a.ip_range {
-        let i = find(&mut out, r.network(), "--ip-range")?;
+        let i = find(&mut out, r.network(), &format!("--ip-range {r}"))?;
         if !out[i].subnet.is_some_and(|n| n.contains(r)) {
             bail!("--ip-range {r} is not inside subnet {}", a.subnet[i]);
         }
@@ -167,7 +167,7 @@ fn subnets(a: &CreateArgs) -> anyhow::Result<Vec<SubnetConfig>> {
         let ip: IpAddr = ip
             .parse()
             .with_context(|| format!("invalid --aux-address {name}={ip}: not an IP address"))?;
-        let i = find(&mut out, ip, "--aux-address")?;
+        let i = find(&mut out, ip, &format!("--aux-address {name}={ip}"))?;
         out[i].aux_addresses.insert(name, ip);
     }
     Ok(out)
