@@ -21,6 +21,28 @@ pub struct HostState {
     pub ruleset: String,
 }
 
+impl HostState {
+    /// What differs from `before`, one line per difference (ruleset lines as `+`/`-`); empty
+    /// when equal. For readable assertion messages.
+    pub fn diff(&self, before: &HostState) -> Vec<String> {
+        let mut out = Vec::new();
+        let sets = [
+            ("network", &before.networks, &self.networks),
+            ("running container", &before.running, &self.running),
+            ("link", &before.links, &self.links),
+        ];
+        for (what, old, new) in sets {
+            out.extend(new.difference(old).map(|x| format!("new {what} {x}")));
+            out.extend(old.difference(new).map(|x| format!("lost {what} {x}")));
+        }
+        let old: BTreeSet<&str> = before.ruleset.lines().collect();
+        let new: BTreeSet<&str> = self.ruleset.lines().collect();
+        out.extend(new.difference(&old).map(|l| format!("nft + {}", l.trim())));
+        out.extend(old.difference(&new).map(|l| format!("nft - {}", l.trim())));
+        out
+    }
+}
+
 impl SandboxHost {
     /// `berth exec CTR sh -c CMD` (the image's busybox tools, in the container's namespaces).
     pub fn exec_sh(&self, ctr: &str, cmd: &str) -> Outcome {
@@ -126,6 +148,17 @@ impl SandboxHost {
             .filter_map(|l| l.split_whitespace().last())
             .map(String::from)
             .collect()
+    }
+
+    /// Waits up to 5 s (the kernel removes a dead namespace's veths asynchronously) until the
+    /// host's state equals `before`; returns the remaining differences (empty when equal).
+    pub fn settle_to(&self, before: &HostState) -> Vec<String> {
+        let mut diff = Vec::new();
+        crate::wait_until(Duration::from_secs(5), || {
+            diff = self.state().diff(before);
+            diff.is_empty()
+        });
+        diff
     }
 
     /// Networks, running containers, links and ruleset, for before/after comparisons.
