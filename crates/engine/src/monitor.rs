@@ -112,7 +112,12 @@ impl Monitor {
                 s.exit_code = if code == 125 { 128 } else { code };
             }
         });
-        self.say(&format!("error {code} {msg}"));
+        // A port conflict travels as its own kind: `run` removes a container refused for it.
+        let kind = match e {
+            EngineError::PortConflict(_) => "port".to_string(),
+            _ => code.to_string(),
+        };
+        self.say(&format!("error {kind} {msg}"));
         self.ready = None;
     }
 

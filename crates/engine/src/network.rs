@@ -220,9 +220,15 @@ impl Engine {
                 )));
             }
         }
+        let mut explicit = Vec::new();
         for p in publish.iter().filter(|p| *p != "-P") {
-            berth_net::parse_publish(p).map_err(berth_net::NetError::from)?;
+            let reqs = berth_net::parse_publish(p).map_err(berth_net::NetError::from)?;
+            explicit.extend(reqs.into_iter().filter(|r| r.host_port != 0));
         }
+        // Refuse a host port in use before anything is recorded (the monitor's reservation
+        // at start is the real arbiter; this only spares a doomed container record).
+        ports::reserve(&explicit, |addr, proto| self.port_owner(addr.port(), proto))
+            .map_err(|e| EngineError::PortConflict(format!("{e}: choose another host port")))?;
         Ok(())
     }
 
@@ -304,9 +310,8 @@ impl Engine {
         match berth_net::check_host_ports(&wanted) {
             Ok(conflicts) => conflicts
                 .iter()
-                .flat_map(|k| k.owners.iter())
-                .next()
-                .map(|o| format!(" by process {} (pid {})", o.comm, o.pid))
+                .find(|k| !k.owners.is_empty())
+                .map(|k| format!(" by {}", self.describe_owners(&k.owners)))
                 .unwrap_or_default(),
             Err(_) => String::new(),
         }

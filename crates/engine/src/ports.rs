@@ -120,6 +120,7 @@ impl Engine {
         if wanted.is_empty() {
             return Ok(());
         }
+        self.check_published_ports(name, &wanted)?;
         let conflicts = hostport::check_host_ports(&wanted)?;
         if conflicts.is_empty() {
             return Ok(());
@@ -145,7 +146,35 @@ impl Engine {
         )))
     }
 
-    fn describe_owners(&self, owners: &[berth_net::ProcessInfo]) -> String {
+    /// Host ports published by bridge containers are held by bound (not listening) sockets,
+    /// which the listener check does not see: compare with the endpoint records instead.
+    fn check_published_ports(&self, name: &str, wanted: &[PortSpec]) -> Result<(), EngineError> {
+        let eps = berth_net::records::all_endpoints(self.store.conn()).unwrap_or_default();
+        for ep in eps {
+            let Some(m) = ep.ports.iter().find(|m| {
+                wanted
+                    .iter()
+                    .any(|w| w.port == m.host_port && w.proto == m.proto)
+            }) else {
+                continue;
+            };
+            let holder = crate::state::by_id(self.store.conn(), &ep.container_id)
+                .ok()
+                .flatten()
+                .map_or_else(|| ep.container_id[..12].to_string(), |c| c.name.to_string());
+            return Err(EngineError::PortConflict(format!(
+                "cannot start container {name} with --net host: port {}/{} is published by \
+                 container {holder} ({}). Remove that container or its -p, or run/create this \
+                 one with --skip-port-check if it will not use the port",
+                m.host_port,
+                m.proto,
+                crate::network::mapping_label(m)
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn describe_owners(&self, owners: &[berth_net::ProcessInfo]) -> String {
         if owners.is_empty() {
             return "a socket whose owner could not be found (another namespace or user)".into();
         }

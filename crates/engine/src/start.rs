@@ -187,6 +187,7 @@ impl Engine {
         Err(match code {
             "127" => EngineError::CommandNotFound(msg.to_string()),
             "126" => EngineError::CannotInvoke(msg.to_string()),
+            "port" => EngineError::PortConflict(msg.to_string()),
             _ => EngineError::Invalid(msg.to_string()),
         })
     }
