@@ -35,7 +35,7 @@ impl Engine {
         let mode = NetworkMode::from_str(&req.config.network)?;
         self.validate_mode(&mode, &req)?;
         if let NetworkMode::Network(name) = &mode {
-            self.validate_network(name, &req.publish)?;
+            self.validate_network(name, &req.publish, &req.config.net)?;
         }
         for e in &req.config.expose {
             berth_net::parse_exposed(e).map_err(berth_net::NetError::from)?;

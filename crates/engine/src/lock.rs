@@ -40,9 +40,19 @@ impl MonitorLock {
     }
 }
 
-/// Whether a monitor holds the lock of container `id` (a probe: takes and drops it).
+/// Whether a monitor holds the lock of container `id` (a probe: takes and drops it). Another
+/// process's probe holds the lock for microseconds, so a refusal is retried twice before it
+/// counts as a monitor.
 pub fn monitor_running(paths: &Paths, id: &str) -> bool {
-    !matches!(MonitorLock::try_acquire(paths, id), Ok(Some(_)))
+    for attempt in 0..3 {
+        if matches!(MonitorLock::try_acquire(paths, id), Ok(Some(_))) {
+            return false;
+        }
+        if attempt < 2 {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+    }
+    true
 }
 
 fn open(path: &Path) -> Result<File, EngineError> {

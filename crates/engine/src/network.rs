@@ -2,6 +2,7 @@
 //! to its networks at start (published ports reserved by the monitor, endpoints through the
 //! network manager, /etc/hosts and resolv.conf to match) and detaching it at teardown.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -209,6 +210,7 @@ impl Engine {
         &mut self,
         name: &str,
         publish: &[String],
+        net: &crate::config::NetOptions,
     ) -> Result<(), EngineError> {
         let key = network_key(name);
         if key != DEFAULT_NETWORK {
@@ -219,6 +221,16 @@ impl Engine {
                     n.name
                 )));
             }
+            let wanted = [net.ip.map(IpAddr::V4), net.ip6.map(IpAddr::V6)];
+            for ip in wanted.into_iter().flatten() {
+                check_requested_ip(&n, ip)?;
+            }
+        } else if net.ip.is_some() || net.ip6.is_some() {
+            return Err(EngineError::Invalid(
+                "--ip/--ip6 need a user-defined network (Docker refuses them on the default \
+                 bridge too): create one with --subnet and use --net NAME"
+                    .into(),
+            ));
         }
         let mut explicit = Vec::new();
         for p in publish.iter().filter(|p| *p != "-P") {
@@ -346,6 +358,35 @@ impl Engine {
             .flat_map(|(_, e)| e.ports)
             .collect()
     }
+}
+
+/// Checks `--ip`/`--ip6` against a network's subnets, ranges and reserved addresses before
+/// anything is recorded (IPAM checks again, authoritatively, when it allocates).
+fn check_requested_ip(n: &NetworkState, ip: IpAddr) -> Result<(), EngineError> {
+    let bad = |why: String| EngineError::Invalid(format!("--ip {ip}: {why}"));
+    let Some(s) = n.subnets.iter().find(|s| s.subnet.contains(&ip)) else {
+        let subnets: Vec<String> = n.subnets.iter().map(|s| s.subnet.to_string()).collect();
+        return Err(bad(format!(
+            "not in network {}'s subnets ({})",
+            n.name,
+            subnets.join(", ")
+        )));
+    };
+    if let Some(r) = s.ip_range {
+        if !r.contains(&ip) {
+            return Err(bad(format!("outside the network's --ip-range {r}")));
+        }
+    }
+    if ip == s.gateway {
+        return Err(bad("it is the network's gateway".into()));
+    }
+    if let Some((name, _)) = s.aux_addresses.iter().find(|(_, a)| **a == ip) {
+        return Err(bad(format!("it is reserved as --aux-address {name}")));
+    }
+    if ip == s.subnet.network() || (ip.is_ipv4() && ip == s.subnet.broadcast()) {
+        return Err(bad("it is the subnet's network or broadcast address".into()));
+    }
+    Ok(())
 }
 
 /// One published mapping as `ps` shows it: `0.0.0.0:8080->80/tcp`.

@@ -56,25 +56,24 @@ impl Engine {
 
     /// Host-mode containers started a moment ago may not have bound their ports yet; two
     /// concurrent starts would both pass the socket check. Under the host-port lock (see
-    /// [`Engine::host_port_lock`]), a container whose monitor runs and that started less than
-    /// [`STARTING_WINDOW`] ago (or has not started yet) counts as holding its declared ports.
+    /// [`Engine::host_port_lock`]), a running container that started less than
+    /// [`STARTING_WINDOW`] ago counts as holding its declared ports.
     fn check_starting_host_containers(&self, c: &Container) -> Result<(), EngineError> {
         let wanted = self.declared_ports(c)?;
         let now = chrono::Utc::now();
         for other in self.containers()? {
-            let starting = match other.state.status {
-                Status::Created => true,
-                Status::Running => other
+            // A host-mode start holds the host-port lock from its check until its process
+            // runs, so no other container can be half-started while we look: only those that
+            // started a moment ago (and may not have bound yet) count.
+            let starting = other.state.status == Status::Running
+                && other
                     .state
                     .started_at
-                    .is_none_or(|t| now - t < STARTING_WINDOW),
-                _ => false,
-            };
+                    .is_none_or(|t| now - t < STARTING_WINDOW);
             if other.id == c.id
                 || other.config.skip_port_check
                 || !starting
                 || NetworkMode::from_str(&other.config.network) != Ok(NetworkMode::Host)
-                || !crate::lock::monitor_running(&self.paths, &other.id)
             {
                 continue;
             }

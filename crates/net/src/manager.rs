@@ -230,6 +230,7 @@ impl<'a> Manager<'a> {
             labels: req.labels.clone(),
             options: req.options.clone(),
             created: chrono::Utc::now().to_rfc3339(),
+            underlay: None,
         };
         self.store.write(|tx| records::insert_network(tx, &state))?;
         if let Err(e) = self.driver.create_network(&state) {

@@ -221,6 +221,136 @@ pub struct NetworkState {
     pub options: BTreeMap<String, String>,
     /// Creation time, RFC 3339.
     pub created: String,
+    /// The macvlan/ipvlan part (parent, mode, host shim); `None` for other drivers and in
+    /// records written before underlay networks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay: Option<UnderlayState>,
+}
+
+/// The underlay part of a macvlan or ipvlan network (issue 4), as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnderlayState {
+    /// The parent interface in the namespace berth runs in (`-o parent=`), e.g. `eth0`,
+    /// `eth0.10`, or berth's dummy for a network without a parent.
+    pub parent: IfName,
+    /// berth created the parent (an 802.1q sub-interface or a dummy): it is deleted with the
+    /// last network on it. An existing parent is never touched.
+    pub parent_created: bool,
+    /// The child kind and its mode.
+    pub mode: UnderlayMode,
+    /// The host-side shim of `-o host_access=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim: Option<HostShim>,
+}
+
+/// The child link kind of an underlay network and its mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnderlayMode {
+    /// macvlan children (own MAC each).
+    Macvlan(MacvlanMode),
+    /// ipvlan children (the parent's MAC), with mode and flag.
+    Ipvlan(IpvlanMode, IpvlanFlag),
+}
+
+/// `-o macvlan_mode=` (kernel doc `Documentation/networking/macvlan.rst`); default bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MacvlanMode {
+    /// Children of one parent talk directly (Docker's default).
+    #[default]
+    Bridge,
+    /// Children of one parent cannot talk to each other.
+    Private,
+    /// Children talk through the external switch (it must reflect, 802.1Qbg).
+    Vepa,
+    /// One child takes the parent exclusively.
+    Passthru,
+}
+
+/// `-o ipvlan_mode=` (kernel doc `Documentation/networking/ipvlan.rst`); default l2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpvlanMode {
+    /// Layer 2 switching on the parent.
+    #[default]
+    L2,
+    /// Layer 3 routing; children get a device default route.
+    L3,
+    /// L3 through the parent namespace's netfilter hooks.
+    L3s,
+}
+
+/// `-o ipvlan_flag=`; default bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpvlanFlag {
+    /// Children of one parent talk directly.
+    #[default]
+    Bridge,
+    /// They cannot.
+    Private,
+    /// Through the external switch.
+    Vepa,
+}
+
+/// The host-side macvlan shim (`-o host_access=true`): how the host reaches its own
+/// containers, which the kernel never passes between a parent and its children.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostShim {
+    /// The shim link in the namespace berth runs in (`mh` + 11 hex of the network id).
+    pub ifname: IfName,
+    /// Its addresses (one per subnet, host prefix), recorded as the aux address `host`.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Looks `s` up in the `(name, value)` table of `-o key=`; the error lists the names.
+fn pick<T: Copy>(key: &str, s: &str, table: &[(&str, T)]) -> Result<T, String> {
+    table
+        .iter()
+        .find(|(n, _)| *n == s)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+            format!("invalid -o {key}={s:?}: use one of {}", names.join(", "))
+        })
+}
+
+impl FromStr for MacvlanMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        use MacvlanMode::*;
+        let t = [
+            ("bridge", Bridge),
+            ("private", Private),
+            ("vepa", Vepa),
+            ("passthru", Passthru),
+        ];
+        pick("macvlan_mode", s, &t)
+    }
+}
+
+impl FromStr for IpvlanMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        pick(
+            "ipvlan_mode",
+            s,
+            &[("l2", Self::L2), ("l3", Self::L3), ("l3s", Self::L3s)],
+        )
+    }
+}
+
+impl FromStr for IpvlanFlag {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        use IpvlanFlag::*;
+        pick(
+            "ipvlan_flag",
+            s,
+            &[("bridge", Bridge), ("private", Private), ("vepa", Vepa)],
+        )
+    }
 }
 
 /// One published port (`-p`), after the host port was chosen.

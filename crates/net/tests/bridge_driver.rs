@@ -41,6 +41,7 @@ fn network(mtu: u32) -> NetworkState {
         labels: Default::default(),
         options: Default::default(),
         created: String::new(),
+        underlay: None,
     }
 }
 

@@ -47,6 +47,7 @@ fn network(name: &str, bridge: &str, subnet: &str) -> NetworkState {
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
         created: "2024-01-01T00:00:00Z".to_string(),
+        underlay: None,
     }
 }
 

@@ -468,6 +468,7 @@ mod tests {
             labels: Default::default(),
             options: Default::default(),
             created: String::new(),
+            underlay: None,
         }
     }
 

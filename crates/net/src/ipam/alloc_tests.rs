@@ -55,6 +55,7 @@ fn network(subnets: Vec<SubnetState>) -> NetworkState {
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
         created: "2024-01-01T00:00:00Z".to_string(),
+        underlay: None,
     }
 }
 
