@@ -11,12 +11,19 @@ use std::path::Path;
 use berth_store::Store;
 
 use crate::drivers::bridge::{self, BridgeDriver};
+use crate::drivers::underlay::{UnderlayDriver, UnderlayError};
 use crate::firewall::{Firewall, NftFirewall};
 use crate::ipam::{self, Taken};
 use crate::model::{
     DriverName, EndpointState, IfName, NetworkName, NetworkState, PortMapping, SubnetConfig,
+    UnderlayMode,
 };
 use crate::records::{self, RecordError};
+
+#[path = "manager_underlay.rs"]
+mod underlay_ops;
+pub use underlay_ops::check_no_ports;
+use underlay_ops::parent_mac;
 
 /// Name and device of Docker's default network (berth's device name: `berth0`).
 pub const DEFAULT_NETWORK: &str = "bridge";
@@ -40,6 +47,9 @@ pub enum ManagerError {
     /// Kernel plumbing.
     #[error(transparent)]
     Driver(#[from] bridge::BridgeError),
+    /// Kernel plumbing of macvlan/ipvlan networks.
+    #[error(transparent)]
+    Underlay(#[from] UnderlayError),
     /// Firewall.
     #[error(transparent)]
     Firewall(#[from] crate::firewall::FirewallError),
@@ -105,6 +115,7 @@ pub struct EndpointRequest {
 pub struct Manager<'a> {
     store: &'a mut Store,
     driver: BridgeDriver,
+    underlay: UnderlayDriver,
     firewall: NftFirewall,
 }
 
@@ -115,6 +126,7 @@ impl<'a> Manager<'a> {
         Self {
             store,
             driver: BridgeDriver,
+            underlay: UnderlayDriver,
             firewall: NftFirewall::from_env().with_lock(&runroot.join("locks").join("firewall")),
         }
     }
@@ -137,6 +149,21 @@ impl<'a> Manager<'a> {
     }
 
     fn ready(&mut self, n: NetworkState) -> Result<NetworkState, ManagerError> {
+        if let Some(u) = &n.underlay {
+            // No bridge and no rules: only berth-made links can be missing (parent, shim).
+            let shim_gone = u
+                .shim
+                .as_ref()
+                .is_some_and(|s| berth_sys::link::link_index(s.ifname.as_str()).is_err());
+            if shim_gone || berth_sys::link::link_index(u.parent.as_str()).is_err() {
+                if !u.parent_created {
+                    self.underlay
+                        .prepare_parent(n.name.as_str(), &u.parent, false)?;
+                }
+                self.underlay.create_network(&n)?;
+            }
+            return Ok(n);
+        }
         // One netlink query on the hot path; the rest only when the bridge is missing.
         if berth_sys::link::link_index(n.bridge.as_str()).is_err() {
             self.driver.create_network(&n)?;
@@ -194,11 +221,15 @@ impl<'a> Manager<'a> {
         req: NetworkCreateRequest,
         dns: bool,
     ) -> Result<NetworkState, ManagerError> {
-        if req.driver != DriverName::Bridge {
-            return Err(ManagerError::Invalid(format!(
-                "network driver {} is not available yet: berth supports bridge networks today",
-                req.driver
-            )));
+        match req.driver {
+            DriverName::Bridge => {}
+            DriverName::Macvlan | DriverName::Ipvlan => return self.create_underlay(req),
+            DriverName::Overlay => {
+                return Err(ManagerError::Invalid(format!(
+                    "network driver {} is not available yet: berth supports bridge, macvlan                      and ipvlan networks today",
+                    req.driver
+                )))
+            }
         }
         let opts = BridgeOptions::parse(&req)?;
         let id = new_id();
@@ -232,7 +263,22 @@ impl<'a> Manager<'a> {
             created: chrono::Utc::now().to_rfc3339(),
             underlay: None,
         };
+        self.record_and_make(state)
+    }
+
+    /// Records `state`, then makes its kernel objects and rules; undoes the record on failure.
+    fn record_and_make(&mut self, state: NetworkState) -> Result<NetworkState, ManagerError> {
         self.store.write(|tx| records::insert_network(tx, &state))?;
+        if state.underlay.is_some() {
+            // Underlay networks have no rules: no NAT, no published ports, no isolation chain.
+            if let Err(e) = self.underlay.create_network(&state) {
+                let _ = self
+                    .store
+                    .write(|tx| records::delete_network(tx, &state.id));
+                return Err(e.into());
+            }
+            return Ok(state);
+        }
         if let Err(e) = self.driver.create_network(&state) {
             let _ = self
                 .store
@@ -267,11 +313,21 @@ impl<'a> Manager<'a> {
             });
         }
         let mut first_err = None;
-        if let Err(e) = self.firewall.remove_network(&n) {
-            first_err.get_or_insert(ManagerError::from(e));
-        }
-        if let Err(e) = self.driver.delete_network(&n) {
-            first_err.get_or_insert(ManagerError::from(e));
+        if let Some(u) = &n.underlay {
+            let others = self.list()?;
+            let in_use = others
+                .iter()
+                .any(|o| o.id != n.id && o.underlay.as_ref().is_some_and(|x| x.parent == u.parent));
+            if let Err(e) = self.underlay.delete_network(&n, in_use) {
+                first_err.get_or_insert(ManagerError::from(e));
+            }
+        } else {
+            if let Err(e) = self.firewall.remove_network(&n) {
+                first_err.get_or_insert(ManagerError::from(e));
+            }
+            if let Err(e) = self.driver.delete_network(&n) {
+                first_err.get_or_insert(ManagerError::from(e));
+            }
         }
         self.store.write(|tx| records::delete_network(tx, &n.id))?;
         match first_err {
@@ -296,11 +352,27 @@ impl<'a> Manager<'a> {
                 network.name
             )));
         }
+        if network.underlay.is_some() {
+            self.check_underlay_endpoint(network, req)?;
+        }
         let id = new_id();
         let ep = self.record_endpoint(network, container_id, &id, req)?;
-        if let Err(e) = self.driver.join(network, &ep, netns, req.default_route) {
+        let joined = match network.underlay {
+            Some(_) => self
+                .underlay
+                .join(network, &ep, netns, req.default_route)
+                .map_err(ManagerError::from),
+            None => self
+                .driver
+                .join(network, &ep, netns, req.default_route)
+                .map_err(ManagerError::from),
+        };
+        if let Err(e) = joined {
             let _ = self.store.write(|tx| records::delete_endpoint(tx, &ep.id));
-            return Err(e.into());
+            return Err(e);
+        }
+        if network.underlay.is_some() {
+            return Ok(ep);
         }
         if let Err(e) = self.firewall.add_endpoint(network, &ep) {
             let _ = self.driver.leave(network, &ep, netns);
@@ -335,7 +407,11 @@ impl<'a> Manager<'a> {
         self.store.write(|tx| -> Result<(), ManagerError> {
             records::insert_endpoint(tx, &ep)?;
             ep.addresses = ipam::allocate(tx, network, id, req.ip, req.ip6)?;
-            ep.mac = req.mac.clone().unwrap_or_else(|| mac_of(&ep));
+            ep.mac = match (&req.mac, &network.underlay) {
+                (Some(m), _) => m.clone(),
+                (None, Some(u)) if matches!(u.mode, UnderlayMode::Ipvlan(..)) => parent_mac(u),
+                (None, _) => mac_of(&ep),
+            };
             records::update_endpoint(tx, &ep)?;
             Ok(())
         })?;
@@ -359,7 +435,14 @@ impl<'a> Manager<'a> {
     ) -> Result<(), ManagerError> {
         let network = records::lookup_network(self.store.conn(), &ep.network_id).ok();
         let mut first_err = None;
-        if let Some(n) = &network {
+        if let Some(n) = network.as_ref().filter(|n| n.underlay.is_some()) {
+            // The child dies with the sandbox's namespace; only an explicit disconnect deletes it.
+            if !sandbox_going {
+                if let Err(e) = self.underlay.leave(n, ep, netns) {
+                    first_err.get_or_insert(ManagerError::from(e));
+                }
+            }
+        } else if let Some(n) = &network {
             if let Err(e) = self.firewall.remove_endpoint(n, ep) {
                 first_err.get_or_insert(ManagerError::from(e));
             }
@@ -399,8 +482,10 @@ impl<'a> Manager<'a> {
 
     /// Rebuilds berth's firewall tables from the records in one transaction (recovery).
     pub fn reconcile_firewall(&mut self) -> Result<(), ManagerError> {
-        let networks = self.list()?;
-        let endpoints = records::all_endpoints(self.store.conn())?;
+        let mut networks = self.list()?;
+        networks.retain(|n| n.underlay.is_none());
+        let mut endpoints = records::all_endpoints(self.store.conn())?;
+        endpoints.retain(|e| networks.iter().any(|n| n.id == e.network_id));
         self.firewall.reconcile(&networks, &endpoints)?;
         Ok(())
     }

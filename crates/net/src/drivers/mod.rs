@@ -4,5 +4,8 @@
 //! firewall or DNS: the network manager orders those around them.
 //!
 //! - [`bridge`]: Linux bridge + veth pairs (Docker's `bridge` driver).
+//! - [`underlay`]: macvlan and ipvlan children of a parent interface (Docker's `macvlan`,
+//!   `ipvlan`).
 
 pub mod bridge;
+pub mod underlay;

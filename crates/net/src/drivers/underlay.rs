@@ -1,0 +1,776 @@
+//! The underlay drivers (Docker's `macvlan` and `ipvlan`, issue 4): containers sit directly
+//! on the host's network through a parent interface. Each endpoint is a child link of the
+//! parent, born inside the sandbox (no namespace move) as `eth0`, `eth1` ... with its address
+//! from IPAM and a default route via the network's gateway (an external router), or, in ipvlan
+//! l3/l3s modes, a device default route (the kernel routes; there is no ARP on those children).
+//!
+//! Network-level kernel objects live in the namespace berth runs in: an 802.1q parent
+//! (`-o parent=eth0.10`) or a dummy parent (no parent, Docker's internal network) created when
+//! missing, and the host-side shim of `-o host_access=true`. There is no bridge, no NAT, no
+//! published port and no firewall rule: the container's own address is reachable directly.
+//!
+//! Sources: kernel docs `Documentation/networking/macvlan.rst` and `ipvlan.rst` (modes, and the
+//! parent never passing traffic to its own children), moby `libnetwork/drivers/macvlan` and
+//! `ipvlan` (option names, defaults, `parent.VLAN` sub-interfaces, dummy parent).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use berth_sys::link::{self, ChildLink, Link, LinkError, MacAddr};
+use berth_sys::netns::{self, NetNsError};
+use berth_sys::route::{self, RouteError};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use crate::driver::{Driver, DriverKind};
+use crate::model::{
+    DriverName, EndpointState, IfName, IpvlanFlag, IpvlanMode, MacvlanMode, NetworkState,
+    UnderlayMode, UnderlayState,
+};
+
+/// `-o` keys of the underlay drivers (Docker's names; `host_access` is berth's).
+pub const OPT_PARENT: &str = "parent";
+/// `-o macvlan_mode=bridge|private|vepa|passthru`.
+pub const OPT_MACVLAN_MODE: &str = "macvlan_mode";
+/// `-o ipvlan_mode=l2|l3|l3s`.
+pub const OPT_IPVLAN_MODE: &str = "ipvlan_mode";
+/// `-o ipvlan_flag=bridge|private|vepa`.
+pub const OPT_IPVLAN_FLAG: &str = "ipvlan_flag";
+/// `-o host_access=true`: a host-side shim so the host reaches its own containers.
+pub const OPT_HOST_ACCESS: &str = "host_access";
+/// `-o com.docker.network.driver.mtu=N`.
+pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
+/// The aux address name the shim's address is recorded (or given) under.
+pub const SHIM_AUX: &str = "host";
+
+/// Errors of the underlay drivers; each names the network, parent or endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum UnderlayError {
+    /// A `-o` option is unknown or has a bad value.
+    #[error("{driver} network {network}: {reason}")]
+    Option {
+        /// The driver.
+        driver: DriverName,
+        /// The network name.
+        network: String,
+        /// What is wrong and what to use.
+        reason: String,
+    },
+    /// The parent interface does not exist.
+    #[error("parent interface {parent} does not exist in this network namespace: check the name with `ip link` (a parent NAME.VLAN is created only when NAME exists)")]
+    ParentMissing {
+        /// The parent.
+        parent: String,
+    },
+    /// The parent is administratively down.
+    #[error("parent interface {parent} is down: bring it up first (`ip link set {parent} up`)")]
+    ParentDown {
+        /// The parent.
+        parent: String,
+    },
+    /// The parent is a port of a bridge or bond.
+    #[error("parent interface {parent} is enslaved to {master} ({kind}): the kernel gives a port's traffic to its master, so it cannot carry macvlan/ipvlan children; use {master} or another interface as parent")]
+    ParentEnslaved {
+        /// The parent.
+        parent: String,
+        /// Its master.
+        master: String,
+        /// The master's kind (`bridge`, `bond`).
+        kind: String,
+    },
+    /// Another network uses the parent in a way this one cannot share.
+    #[error(
+        "parent interface {parent} is already used by {other_driver} network {other}: {reason}"
+    )]
+    ParentShared {
+        /// The parent.
+        parent: String,
+        /// The other network.
+        other: String,
+        /// Its driver.
+        other_driver: DriverName,
+        /// Why they cannot share it.
+        reason: &'static str,
+    },
+    /// Kernel plumbing in the namespace berth runs in failed.
+    #[error("{network}: {source}")]
+    Host {
+        /// The network name.
+        network: String,
+        /// The link failure (errno kept; names a missing kernel feature).
+        #[source]
+        source: LinkError,
+    },
+    /// A host-side route of the shim failed.
+    #[error("{network}: host access route: {source}")]
+    HostRoute {
+        /// The network name.
+        network: String,
+        /// The route failure.
+        #[source]
+        source: RouteError,
+    },
+    /// The endpoint's MAC is not a MAC address.
+    #[error("endpoint {ifname}: {source}")]
+    Mac {
+        /// The interface name inside the sandbox.
+        ifname: String,
+        /// The parse failure.
+        #[source]
+        source: LinkError,
+    },
+    /// The sandbox's namespace pin could not be opened.
+    #[error(
+        "cannot open sandbox netns {netns}: {source}; is the container's sandbox still there?"
+    )]
+    OpenNetns {
+        /// The pin path.
+        netns: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The sandbox's namespace could not be entered.
+    #[error("cannot use sandbox netns {netns}: {source}; is the container's sandbox still there?")]
+    Netns {
+        /// The pin path.
+        netns: PathBuf,
+        /// The failure.
+        #[source]
+        source: NetNsError,
+    },
+    /// Configuring the child inside the sandbox failed.
+    #[error("endpoint {ifname} in sandbox {netns}: {source}")]
+    SandboxLink {
+        /// The interface name inside the sandbox.
+        ifname: String,
+        /// The pin path.
+        netns: PathBuf,
+        /// The link failure, boxed to keep the error small.
+        #[source]
+        source: Box<LinkError>,
+    },
+    /// Adding a default route inside the sandbox failed.
+    #[error("endpoint {ifname} in sandbox {netns}: {source}; a sandbox can have one default route per address family")]
+    SandboxRoute {
+        /// The interface name inside the sandbox.
+        ifname: String,
+        /// The pin path.
+        netns: PathBuf,
+        /// The route failure, boxed.
+        #[source]
+        source: Box<RouteError>,
+    },
+    /// The record of an underlay network lacks its underlay part (a bug or a hand-edited store).
+    #[error("network {network} is recorded as {driver} but has no parent: remove and recreate it")]
+    NoUnderlay {
+        /// The network name.
+        network: String,
+        /// Its driver.
+        driver: DriverName,
+    },
+}
+
+impl UnderlayError {
+    /// The errno behind this error, if any (`EOPNOTSUPP` for a missing kernel feature, `EBUSY`...).
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Self::Host { source, .. } | Self::Mac { source, .. } => source.errno(),
+            Self::SandboxLink { source, .. } => source.errno(),
+            Self::HostRoute { source, .. } => source.errno(),
+            Self::SandboxRoute { source, .. } => source.errno(),
+            Self::OpenNetns { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+/// Validated underlay `-o` options of `network create`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnderlayOptions {
+    /// `-o parent=`; `None` asks for an internal network on a dummy parent.
+    pub parent: Option<IfName>,
+    /// Child kind and mode (defaults: macvlan bridge, ipvlan l2 bridge).
+    pub mode: UnderlayMode,
+    /// `-o host_access=true`.
+    pub host_access: bool,
+    /// `-o com.docker.network.driver.mtu=`.
+    pub mtu: Option<u32>,
+}
+
+impl UnderlayOptions {
+    /// Parses the `-o` options of a `driver` (macvlan or ipvlan) network named `network`.
+    ///
+    /// Errors: [`UnderlayError::Option`] for unknown keys, keys of the other driver, bad
+    /// values, and host_access with a mode in which the shim cannot reach the children.
+    pub fn parse(
+        driver: DriverName,
+        network: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Self, UnderlayError> {
+        let bad = |reason: String| UnderlayError::Option {
+            driver,
+            network: network.to_string(),
+            reason,
+        };
+        let mut o = Self {
+            parent: None,
+            mode: match driver {
+                DriverName::Ipvlan => UnderlayMode::Ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge),
+                _ => UnderlayMode::Macvlan(MacvlanMode::Bridge),
+            },
+            host_access: false,
+            mtu: None,
+        };
+        for (k, v) in options {
+            match (k.as_str(), &mut o.mode) {
+                (OPT_PARENT, _) => {
+                    o.parent = Some(v.parse().map_err(|e| bad(format!("-o {k}={v}: {e}")))?)
+                }
+                (OPT_MACVLAN_MODE, UnderlayMode::Macvlan(m)) => *m = v.parse().map_err(bad)?,
+                (OPT_IPVLAN_MODE, UnderlayMode::Ipvlan(m, _)) => *m = v.parse().map_err(bad)?,
+                (OPT_IPVLAN_FLAG, UnderlayMode::Ipvlan(_, f)) => *f = v.parse().map_err(bad)?,
+                (OPT_HOST_ACCESS, _) => {
+                    o.host_access = v
+                        .parse()
+                        .map_err(|_| bad(format!("-o {k}={v}: use true or false")))?
+                }
+                (OPT_MTU, _) => match v.parse::<u32>() {
+                    Ok(m) if (68..=65535).contains(&m) => o.mtu = Some(m),
+                    _ => return Err(bad(format!("-o {k}={v}: use a number from 68 to 65535"))),
+                },
+                _ => return Err(bad(unknown_key(driver, k))),
+            }
+        }
+        let shim_blocked = match o.mode {
+            UnderlayMode::Macvlan(MacvlanMode::Bridge) => None,
+            UnderlayMode::Ipvlan(_, IpvlanFlag::Bridge) => None,
+            UnderlayMode::Macvlan(MacvlanMode::Passthru) => {
+                Some("passthru takes the parent for one child only")
+            }
+            _ => Some("children in private or vepa mode cannot talk to a shim on the same parent"),
+        };
+        if let (true, Some(why)) = (o.host_access, shim_blocked) {
+            return Err(bad(format!(
+                "-o host_access=true needs bridge mode: {why}; drop host_access or the mode"
+            )));
+        }
+        Ok(o)
+    }
+}
+
+fn unknown_key(driver: DriverName, k: &str) -> String {
+    let own = match driver {
+        DriverName::Ipvlan => format!("{OPT_IPVLAN_MODE}, {OPT_IPVLAN_FLAG}"),
+        _ => OPT_MACVLAN_MODE.to_string(),
+    };
+    format!(
+        "unknown option -o {k}: {driver} networks know {OPT_PARENT}, {own}, {OPT_HOST_ACCESS} \
+         and {OPT_MTU}"
+    )
+}
+
+/// `NAME.VLAN` (e.g. `eth0.10`, VLAN 1..=4094, IEEE 802.1Q): the base interface and the id.
+pub fn vlan_of(parent: &IfName) -> Option<(&str, u16)> {
+    let (base, id) = parent.as_str().rsplit_once('.')?;
+    let id: u16 = id.parse().ok()?;
+    (!base.is_empty() && (1..=4094).contains(&id)).then_some((base, id))
+}
+
+/// The dummy parent of an internal underlay network: `dm-` + 12 hex of the network id.
+pub fn dummy_parent_for(network_id: &str) -> IfName {
+    let hex: String = network_id.chars().take(12).collect();
+    format!("dm-{hex}")
+        .parse()
+        .expect("dm- + 12 hex is a valid name")
+}
+
+/// The host-side shim of `host_access`: `mh` + 11 hex of the network id.
+pub fn shim_ifname_for(network_id: &str) -> IfName {
+    let hex: String = network_id.chars().take(11).collect();
+    format!("mh{hex}")
+        .parse()
+        .expect("mh + 11 hex is a valid name")
+}
+
+/// Refuses sharing `parent` with the recorded networks `others` where the kernel (or passthru)
+/// would: macvlan and ipvlan children on one parent (one receive handler per device), a
+/// passthru network next to any other, any network next to a passthru one.
+///
+/// Errors: [`UnderlayError::ParentShared`] naming the other network.
+pub fn check_sharing(
+    parent: &IfName,
+    mode: UnderlayMode,
+    others: &[NetworkState],
+) -> Result<(), UnderlayError> {
+    for o in others {
+        let Some(u) = o.underlay.as_ref().filter(|u| u.parent == *parent) else {
+            continue;
+        };
+        let reason = match (mode, u.mode) {
+            (UnderlayMode::Macvlan(_), UnderlayMode::Ipvlan(..))
+            | (UnderlayMode::Ipvlan(..), UnderlayMode::Macvlan(_)) => {
+                "the kernel refuses macvlan and ipvlan children on one parent (one receive \
+                 handler per device); use another parent"
+            }
+            (UnderlayMode::Macvlan(MacvlanMode::Passthru), _) => {
+                "passthru takes the parent exclusively; remove that network or use another parent"
+            }
+            (_, UnderlayMode::Macvlan(MacvlanMode::Passthru)) => {
+                "it is in passthru mode, which takes the parent exclusively; use another parent"
+            }
+            _ => continue,
+        };
+        return Err(UnderlayError::ParentShared {
+            parent: parent.to_string(),
+            other: o.name.to_string(),
+            other_driver: o.driver,
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// Checks an existing parent: up, and not enslaved (`master` is its master link, if any).
+///
+/// Errors: [`UnderlayError::ParentDown`], [`UnderlayError::ParentEnslaved`].
+pub fn check_parent(parent: &Link, master: Option<&Link>) -> Result<(), UnderlayError> {
+    if let Some(m) = master {
+        return Err(UnderlayError::ParentEnslaved {
+            parent: parent.name.clone(),
+            master: m.name.clone(),
+            kind: m.kind.clone().unwrap_or_else(|| "unknown".into()),
+        });
+    }
+    if !parent.up {
+        return Err(UnderlayError::ParentDown {
+            parent: parent.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The routes an endpoint gets when it provides the default route: per address family, via
+/// the gateway of the first subnet holding one of its addresses; in ipvlan l3/l3s a device
+/// route instead (no gateway: the kernel routes for l3 children, which do no ARP/ND).
+pub fn default_routes(
+    network: &NetworkState,
+    endpoint: &EndpointState,
+) -> Vec<(IpNet, Option<IpAddr>)> {
+    let l3 = matches!(
+        network.underlay.as_ref().map(|u| u.mode),
+        Some(UnderlayMode::Ipvlan(IpvlanMode::L3 | IpvlanMode::L3s, _))
+    );
+    let mut out: Vec<(IpNet, Option<IpAddr>)> = Vec::new();
+    for s in &network.subnets {
+        if !endpoint
+            .addresses
+            .iter()
+            .any(|a| s.subnet.contains(&a.addr()))
+        {
+            continue;
+        }
+        let dst = match s.gateway {
+            IpAddr::V4(_) => IpNet::V4(Ipv4Net::default()),
+            IpAddr::V6(_) => IpNet::V6(Ipv6Net::default()),
+        };
+        if !out.iter().any(|(d, _)| *d == dst) {
+            out.push((dst, (!l3).then_some(s.gateway)));
+        }
+    }
+    out
+}
+
+/// A host prefix (`/32`, `/128`) around `ip`.
+fn host_net(ip: IpAddr) -> IpNet {
+    IpNet::new(ip, if ip.is_ipv4() { 32 } else { 128 }).expect("full-length prefix is valid")
+}
+
+/// The macvlan and ipvlan drivers (one type: the child kind comes from the network's
+/// [`UnderlayState`]). Stateless.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UnderlayDriver;
+
+fn underlay(network: &NetworkState) -> Result<&UnderlayState, UnderlayError> {
+    network
+        .underlay
+        .as_ref()
+        .ok_or_else(|| UnderlayError::NoUnderlay {
+            network: network.name.to_string(),
+            driver: network.driver,
+        })
+}
+
+impl UnderlayDriver {
+    /// Makes `parent` usable by network `network`: an existing link must be up and not
+    /// enslaved; a missing `NAME.VLAN` whose `NAME` exists is created as an 802.1q
+    /// sub-interface and brought up; with `dummy` a dummy link is created. Returns whether
+    /// berth created it (then it is berth's to delete with the last network on it).
+    ///
+    /// Errors: [`UnderlayError::ParentMissing`], [`UnderlayError::ParentDown`],
+    /// [`UnderlayError::ParentEnslaved`], [`UnderlayError::Host`] (a missing
+    /// `CONFIG_VLAN_8021Q` or `CONFIG_DUMMY` is named there).
+    pub fn prepare_parent(
+        &self,
+        network: &str,
+        parent: &IfName,
+        dummy: bool,
+    ) -> Result<bool, UnderlayError> {
+        let host = |source| UnderlayError::Host {
+            network: network.to_string(),
+            source,
+        };
+        match link::link_by_name(parent.as_str()) {
+            Ok(l) => {
+                let master = match l.master {
+                    Some(m) => link::list_links()
+                        .map_err(host)?
+                        .into_iter()
+                        .find(|x| x.index == m),
+                    None => None,
+                };
+                check_parent(&l, master.as_ref())?;
+                return Ok(false);
+            }
+            Err(LinkError::NotFound { .. }) => {}
+            Err(e) => return Err(host(e)),
+        }
+        if dummy {
+            link::create_dummy(parent.as_str()).map_err(host)?;
+        } else {
+            let Some((base, id)) = vlan_of(parent) else {
+                return Err(UnderlayError::ParentMissing {
+                    parent: parent.to_string(),
+                });
+            };
+            link::create_vlan(parent.as_str(), base, id).map_err(|e| match e {
+                LinkError::NotFound { .. } => UnderlayError::ParentMissing {
+                    parent: base.to_string(),
+                },
+                e => host(e),
+            })?;
+        }
+        if let Err(e) = link::set_up(parent.as_str()) {
+            let _ = link::delete_link(parent.as_str());
+            return Err(host(e));
+        }
+        Ok(true)
+    }
+
+    /// Creates the network's kernel objects besides the parent: the host shim (a bridge-mode
+    /// macvlan, or an ipvlan of the network's mode, on the parent in the calling thread's
+    /// namespace) with its host-prefix addresses, up, and a route to each subnet's
+    /// `--ip-range` through it (without a range, [`UnderlayDriver::join`] routes each
+    /// endpoint's address). Recreates a berth-made parent that is gone (after a reboot).
+    /// Idempotent; on failure the shim is deleted.
+    ///
+    /// Errors: [`UnderlayError::Host`], [`UnderlayError::HostRoute`], those of
+    /// [`UnderlayDriver::prepare_parent`].
+    pub fn create_network(&self, network: &NetworkState) -> Result<(), UnderlayError> {
+        let u = underlay(network)?;
+        if u.parent_created && link::link_by_name(u.parent.as_str()).is_err() {
+            self.prepare_parent(
+                network.name.as_str(),
+                &u.parent,
+                vlan_of(&u.parent).is_none(),
+            )?;
+        }
+        let Some(shim) = &u.shim else {
+            return Ok(());
+        };
+        let made = self.create_shim(network, u, &shim.ifname, &shim.addresses);
+        if made.is_err() {
+            let _ = link::delete_link(shim.ifname.as_str());
+        }
+        made
+    }
+
+    fn create_shim(
+        &self,
+        network: &NetworkState,
+        u: &UnderlayState,
+        ifname: &IfName,
+        addresses: &[IpAddr],
+    ) -> Result<(), UnderlayError> {
+        let host = |source| UnderlayError::Host {
+            network: network.name.to_string(),
+            source,
+        };
+        let name = ifname.as_str();
+        link::delete_link(name).map_err(host)?;
+        let child = ChildLink {
+            name,
+            parent: u.parent.as_str(),
+            mtu: Some(network.mtu),
+            mac: None,
+            netns: None,
+        };
+        match u.mode {
+            UnderlayMode::Macvlan(_) => link::create_macvlan(&child, link::MacvlanMode::Bridge),
+            UnderlayMode::Ipvlan(m, _) => {
+                link::create_ipvlan(&child, sys_ipvlan_mode(m), link::IpvlanFlag::Bridge)
+            }
+        }
+        .map_err(host)?;
+        for a in addresses {
+            link::add_address(name, host_net(*a)).map_err(host)?;
+        }
+        link::set_up(name).map_err(host)?;
+        for range in network.subnets.iter().filter_map(|s| s.ip_range) {
+            add_host_route(network, range, name)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the shim, and the parent when berth created it and `parent_in_use` is false
+    /// (no other network is on it). Absent links are not an error.
+    ///
+    /// Errors: [`UnderlayError::Host`] (the first failure; every step runs).
+    pub fn delete_network(
+        &self,
+        network: &NetworkState,
+        parent_in_use: bool,
+    ) -> Result<(), UnderlayError> {
+        let u = underlay(network)?;
+        let host = |source| UnderlayError::Host {
+            network: network.name.to_string(),
+            source,
+        };
+        let shim = u
+            .shim
+            .as_ref()
+            .map_or(Ok(()), |s| link::delete_link(s.ifname.as_str()));
+        let parent = if u.parent_created && !parent_in_use {
+            link::delete_link(u.parent.as_str())
+        } else {
+            Ok(())
+        };
+        shim.and(parent).map_err(host)
+    }
+
+    /// Attaches the sandbox at `netns`: creates the child of the parent directly inside the
+    /// sandbox as `endpoint.ifname` (MTU `network.mtu`; macvlan with `endpoint.mac`), then
+    /// there adds the addresses, brings it up and, with `default_route`, adds
+    /// [`default_routes`]. With a shim and no `--ip-range`, routes each address to the shim
+    /// in the calling namespace (such routes go with the shim). On failure the child is
+    /// deleted: nothing is left attached.
+    ///
+    /// Errors: [`UnderlayError::Mac`], [`UnderlayError::OpenNetns`], [`UnderlayError::Host`]
+    /// (parent gone, `EEXIST` when the sandbox has `endpoint.ifname`, passthru `EINVAL`,
+    /// missing `CONFIG_IPVLAN`), [`UnderlayError::Netns`], [`UnderlayError::SandboxLink`],
+    /// [`UnderlayError::SandboxRoute`], [`UnderlayError::HostRoute`].
+    pub fn join(
+        &self,
+        network: &NetworkState,
+        endpoint: &EndpointState,
+        netns: &Path,
+        default_route: bool,
+    ) -> Result<(), UnderlayError> {
+        let u = underlay(network)?;
+        let mac = match u.mode {
+            UnderlayMode::Macvlan(_) => Some(endpoint.mac.parse::<MacAddr>().map_err(
+                |source| UnderlayError::Mac {
+                    ifname: endpoint.ifname.to_string(),
+                    source,
+                },
+            )?),
+            UnderlayMode::Ipvlan(..) => None,
+        };
+        let ns_file = File::open(netns).map_err(|source| UnderlayError::OpenNetns {
+            netns: netns.to_path_buf(),
+            source,
+        })?;
+        let child = ChildLink {
+            name: endpoint.ifname.as_str(),
+            parent: u.parent.as_str(),
+            mtu: Some(network.mtu),
+            mac,
+            netns: Some(ns_file.as_fd()),
+        };
+        match u.mode {
+            UnderlayMode::Macvlan(m) => link::create_macvlan(&child, sys_macvlan_mode(m)),
+            UnderlayMode::Ipvlan(m, f) => {
+                link::create_ipvlan(&child, sys_ipvlan_mode(m), sys_ipvlan_flag(f))
+            }
+        }
+        .map_err(|source| UnderlayError::Host {
+            network: network.name.to_string(),
+            source,
+        })?;
+        let routes = if default_route {
+            default_routes(network, endpoint)
+        } else {
+            Vec::new()
+        };
+        let wired = in_sandbox(netns, || configure_child(endpoint, netns, &routes))
+            .and_then(|()| route_to_shim(network, u, endpoint));
+        if wired.is_err() {
+            let _ = self.leave(network, endpoint, netns);
+        }
+        wired
+    }
+
+    /// Detaches `endpoint`: deletes its child inside the sandbox. A missing sandbox or child
+    /// is success (the child dies with the sandbox's namespace).
+    ///
+    /// Errors: [`UnderlayError::Netns`], [`UnderlayError::SandboxLink`].
+    pub fn leave(
+        &self,
+        _network: &NetworkState,
+        endpoint: &EndpointState,
+        netns: &Path,
+    ) -> Result<(), UnderlayError> {
+        if !netns.exists() {
+            return Ok(());
+        }
+        let ifname = endpoint.ifname.as_str();
+        in_sandbox(netns, || {
+            link::delete_link(ifname).map_err(|source| UnderlayError::SandboxLink {
+                ifname: ifname.to_string(),
+                netns: netns.to_path_buf(),
+                source: Box::new(source),
+            })
+        })
+    }
+}
+
+/// Runs `f` inside the sandbox at `netns` on a dedicated thread.
+fn in_sandbox<F>(netns: &Path, f: F) -> Result<(), UnderlayError>
+where
+    F: FnOnce() -> Result<(), UnderlayError> + Send,
+{
+    netns::run_in(netns, f).map_err(|source| UnderlayError::Netns {
+        netns: netns.to_path_buf(),
+        source,
+    })?
+}
+
+/// Runs inside the sandbox: addresses, up, default routes (the child was born with its name,
+/// MAC and MTU).
+fn configure_child(
+    endpoint: &EndpointState,
+    netns: &Path,
+    routes: &[(IpNet, Option<IpAddr>)],
+) -> Result<(), UnderlayError> {
+    let ifname = endpoint.ifname.as_str();
+    let sandbox = |source| UnderlayError::SandboxLink {
+        ifname: ifname.to_string(),
+        netns: netns.to_path_buf(),
+        source: Box::new(source),
+    };
+    for addr in &endpoint.addresses {
+        link::add_address(ifname, *addr).map_err(sandbox)?;
+    }
+    link::set_up(ifname).map_err(sandbox)?;
+    for (dst, gw) in routes {
+        route::add_route(*dst, *gw, Some(ifname)).map_err(|source| {
+            UnderlayError::SandboxRoute {
+                ifname: ifname.to_string(),
+                netns: netns.to_path_buf(),
+                source: Box::new(source),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// With a shim, routes each endpoint address outside every `--ip-range` (those are routed
+/// whole at create) to the shim in the calling namespace. An existing route is success.
+fn route_to_shim(
+    network: &NetworkState,
+    u: &UnderlayState,
+    endpoint: &EndpointState,
+) -> Result<(), UnderlayError> {
+    let Some(shim) = &u.shim else {
+        return Ok(());
+    };
+    for a in &endpoint.addresses {
+        let ranged = network
+            .subnets
+            .iter()
+            .any(|s| s.ip_range.is_some_and(|r| r.contains(&a.addr())));
+        if !ranged {
+            add_host_route(network, host_net(a.addr()), shim.ifname.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+fn add_host_route(network: &NetworkState, dst: IpNet, dev: &str) -> Result<(), UnderlayError> {
+    match route::add_route(dst, None, Some(dev)) {
+        Err(e) if e.errno() == Some(nix::libc::EEXIST) => Ok(()),
+        other => other.map_err(|source| UnderlayError::HostRoute {
+            network: network.name.to_string(),
+            source,
+        }),
+    }
+}
+
+fn sys_macvlan_mode(m: MacvlanMode) -> link::MacvlanMode {
+    match m {
+        MacvlanMode::Bridge => link::MacvlanMode::Bridge,
+        MacvlanMode::Private => link::MacvlanMode::Private,
+        MacvlanMode::Vepa => link::MacvlanMode::Vepa,
+        MacvlanMode::Passthru => link::MacvlanMode::Passthru,
+    }
+}
+
+fn sys_ipvlan_mode(m: IpvlanMode) -> link::IpvlanMode {
+    match m {
+        IpvlanMode::L2 => link::IpvlanMode::L2,
+        IpvlanMode::L3 => link::IpvlanMode::L3,
+        IpvlanMode::L3s => link::IpvlanMode::L3s,
+    }
+}
+
+fn sys_ipvlan_flag(f: IpvlanFlag) -> link::IpvlanFlag {
+    match f {
+        IpvlanFlag::Bridge => link::IpvlanFlag::Bridge,
+        IpvlanFlag::Private => link::IpvlanFlag::Private,
+        IpvlanFlag::Vepa => link::IpvlanFlag::Vepa,
+    }
+}
+
+impl Driver for UnderlayDriver {
+    type Network = NetworkState;
+    type Endpoint = EndpointState;
+    type Error = UnderlayError;
+
+    fn kind(&self) -> DriverKind {
+        DriverKind::Macvlan
+    }
+
+    fn create_network(&self, network: &NetworkState) -> Result<(), UnderlayError> {
+        UnderlayDriver::create_network(self, network)
+    }
+
+    fn delete_network(&self, network: &NetworkState) -> Result<(), UnderlayError> {
+        UnderlayDriver::delete_network(self, network, false)
+    }
+
+    fn join(
+        &self,
+        network: &NetworkState,
+        endpoint: &EndpointState,
+        netns: &Path,
+        default_route: bool,
+    ) -> Result<(), UnderlayError> {
+        UnderlayDriver::join(self, network, endpoint, netns, default_route)
+    }
+
+    fn leave(
+        &self,
+        network: &NetworkState,
+        endpoint: &EndpointState,
+        netns: &Path,
+    ) -> Result<(), UnderlayError> {
+        UnderlayDriver::leave(self, network, endpoint, netns)
+    }
+}
+
+#[cfg(test)]
+#[path = "underlay_tests.rs"]
+mod tests;
