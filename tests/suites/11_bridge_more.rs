@@ -1,0 +1,167 @@
+//! More of bridge networking end to end (issue 3): dual-stack networks, `network connect` and
+//! `disconnect` on a running container, and the resolver and hosts options of `run`.
+
+use berth_tests::{require_root, SandboxHost};
+
+#[test]
+fn dual_stack_network_serves_over_ipv6() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:db8:7::/64",
+        "dual",
+    ])
+    .ok();
+    let cfg = host.network_inspect("dual")["IPAM"]["Config"].clone();
+    let subnets: Vec<&str> = cfg
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["Subnet"].as_str())
+        .collect();
+    assert!(subnets.contains(&"fd00:db8:7::/64"), "{cfg}");
+    assert!(
+        subnets.iter().any(|s| s.contains('.')),
+        "an IPv4 subnet too: {cfg}"
+    );
+    host.cli(&[
+        "run",
+        "-d",
+        "--net",
+        "dual",
+        "--name",
+        "v6a",
+        "-e",
+        "INSTANCE=v6a",
+        "web",
+    ])
+    .ok();
+    host.cli(&[
+        "run", "-d", "--net", "dual", "--name", "v6b", "web", "sleep", "1000",
+    ])
+    .ok();
+    let addrs = host
+        .exec_sh("v6a", "ip -o -6 addr show eth0 scope global")
+        .ok();
+    let v6 = addrs
+        .split_whitespace()
+        .find(|w| w.starts_with("fd00:db8:7::"))
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no global IPv6 address on eth0: {addrs}"))
+        .to_string();
+    let ins = host.inspect("v6a");
+    assert_eq!(
+        ins["NetworkSettings"]["Networks"]["dual"]["GlobalIPv6Address"], v6,
+        "inspect shows the IPv6 address"
+    );
+    let page = host
+        .http_from("v6b", &v6, 80)
+        .unwrap_or_else(|e| panic!("v6b cannot reach [{v6}]:80: {e}"));
+    assert!(page.contains("berth demo: v6a"), "{page}");
+    let routes = host.exec_sh("v6b", "ip -6 route").ok();
+    assert!(routes.contains("default via fd00:db8:7::1"), "{routes}");
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "neta"]).ok();
+    host.cli(&["network", "create", "netb"]).ok();
+    host.cli(&[
+        "run",
+        "-d",
+        "--net",
+        "neta",
+        "--name",
+        "mover",
+        "-e",
+        "INSTANCE=mover",
+        "web",
+    ])
+    .ok();
+    host.cli(&[
+        "run", "-d", "--net", "netb", "--name", "peer", "web", "sleep", "1000",
+    ])
+    .ok();
+    // Before connecting, the peer on netb cannot reach mover on neta.
+    let mover_a = host.ip_on("mover", "neta");
+    host.cannot_connect_from("peer", &mover_a, 80).fails();
+    host.cli(&["network", "connect", "--alias", "moved", "netb", "mover"])
+        .ok();
+    let links = host.exec_sh("mover", "ip -o link").ok();
+    assert!(links.contains("eth1"), "a second interface: {links}");
+    let mover_b = host.ip_on("mover", "netb");
+    let page = host
+        .http_from("peer", &mover_b, 80)
+        .unwrap_or_else(|e| panic!("peer cannot reach mover on netb: {e}"));
+    assert!(page.contains("berth demo: mover"), "{page}");
+    // The alias given at connect time resolves on netb.
+    let byname = host
+        .http_from("peer", "moved", 80)
+        .unwrap_or_else(|e| panic!("alias 'moved' does not resolve on netb: {e}"));
+    assert!(byname.contains("berth demo: mover"), "{byname}");
+    // Connecting twice is refused.
+    let err = host.cli(&["network", "connect", "netb", "mover"]).code(125);
+    assert!(err.contains("already connected"), "{err}");
+    host.cli(&["network", "disconnect", "netb", "mover"]).ok();
+    let links = host.exec_sh("mover", "ip -o link").ok();
+    assert!(
+        !links.contains("eth1"),
+        "eth1 gone after disconnect: {links}"
+    );
+    host.cannot_connect_from("peer", &mover_b, 80).fails();
+    assert!(
+        host.network_inspect("netb")["Containers"]
+            .as_object()
+            .is_some_and(|m| m.len() == 1),
+        "only peer left on netb"
+    );
+}
+
+#[test]
+fn resolver_and_hosts_options_are_written() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    let out = host
+        .cli(&[
+            "run",
+            "--rm",
+            "--dns",
+            "10.0.0.53",
+            "--dns-search",
+            "example.test",
+            "--dns-option",
+            "ndots:2",
+            "--add-host",
+            "db:10.9.9.9",
+            "--hostname",
+            "box1",
+            "web",
+            "sh",
+            "-c",
+            "cat /etc/resolv.conf /etc/hosts /etc/hostname",
+        ])
+        .ok();
+    for want in [
+        "nameserver 10.0.0.53",
+        "search example.test",
+        "options ndots:2",
+        "10.9.9.9\tdb",
+        "box1",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+    let err = host
+        .cli(&["run", "--rm", "--add-host", "nocolon", "web", "true"])
+        .code(125);
+    assert!(err.contains("--add-host"), "{err}");
+    let err = host
+        .cli(&["run", "--rm", "--ip", "172.30.0.5", "web", "true"])
+        .code(125);
+    assert!(err.contains("user-defined network"), "{err}");
+}
