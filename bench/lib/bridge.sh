@@ -32,13 +32,11 @@ bridge_cleanup() {
     return 0
 }
 
+# No plugin DEL needed: the CNI bridge and its iptables rules live in the sandbox host's netns
+# and host-local's state in the scratch dir, both removed by sandbox_cleanup; only the
+# endpoints' own namespaces remain.
 cni_cleanup() {
-    local f id
-    for f in "$BENCH_WORK"/cni/*.result; do
-        [ -e "$f" ] || continue
-        id=$(basename "$f" .result)
-        in_ns "$here/lib/cni_endpoint.sh" del "$id" "$BRIDGE_PORT" >/dev/null 2>&1
-    done
+    local f
     for f in /run/netns/"$CNI_BENCH_NS"-*; do
         [ -e "$f" ] && ip netns del "$(basename "$f")" 2>/dev/null
     done
