@@ -18,6 +18,7 @@ mod malicious;
 mod netns;
 mod sandbox;
 mod teardown;
+mod underlay;
 mod wait;
 
 pub use bridge::HostState;
@@ -28,6 +29,7 @@ pub use listen::{shell_quote, Proto};
 pub use malicious::{escaping_archive, Escape};
 pub use netns::Netns;
 pub use sandbox::{berth_binary, parse_addrs, SandboxHost};
+pub use underlay::{kernel_has_link_kind, Lab};
 pub use wait::wait_until;
 
 /// Prints `SKIP: reason` and returns from the calling test: for tests that cannot run here

@@ -96,73 +96,65 @@ pub enum UnderlayError {
         reason: &'static str,
     },
     /// Kernel plumbing in the namespace berth runs in failed.
-    #[error("{network}: {source}")]
+    #[error("{network}: {error}")]
     Host {
         /// The network name.
         network: String,
-        /// The link failure (errno kept; names a missing kernel feature).
-        #[source]
-        source: LinkError,
+        /// The link failure (errno kept; names a missing kernel feature). Part of the message,
+        /// not a `source()`, so `{:#}` chains do not repeat it.
+        error: LinkError,
     },
     /// A host-side route of the shim failed.
-    #[error("{network}: host access route: {source}")]
+    #[error("{network}: host access route: {error}")]
     HostRoute {
         /// The network name.
         network: String,
         /// The route failure.
-        #[source]
-        source: RouteError,
+        error: RouteError,
     },
     /// The endpoint's MAC is not a MAC address.
-    #[error("endpoint {ifname}: {source}")]
+    #[error("endpoint {ifname}: {error}")]
     Mac {
         /// The interface name inside the sandbox.
         ifname: String,
         /// The parse failure.
-        #[source]
-        source: LinkError,
+        error: LinkError,
     },
     /// The sandbox's namespace pin could not be opened.
-    #[error(
-        "cannot open sandbox netns {netns}: {source}; is the container's sandbox still there?"
-    )]
+    #[error("cannot open sandbox netns {netns}: {error}; is the container's sandbox still there?")]
     OpenNetns {
         /// The pin path.
         netns: PathBuf,
         /// The I/O error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// The sandbox's namespace could not be entered.
-    #[error("cannot use sandbox netns {netns}: {source}; is the container's sandbox still there?")]
+    #[error("cannot use sandbox netns {netns}: {error}; is the container's sandbox still there?")]
     Netns {
         /// The pin path.
         netns: PathBuf,
         /// The failure.
-        #[source]
-        source: NetNsError,
+        error: NetNsError,
     },
     /// Configuring the child inside the sandbox failed.
-    #[error("endpoint {ifname} in sandbox {netns}: {source}")]
+    #[error("endpoint {ifname} in sandbox {netns}: {error}")]
     SandboxLink {
         /// The interface name inside the sandbox.
         ifname: String,
         /// The pin path.
         netns: PathBuf,
         /// The link failure, boxed to keep the error small.
-        #[source]
-        source: Box<LinkError>,
+        error: Box<LinkError>,
     },
     /// Adding a default route inside the sandbox failed.
-    #[error("endpoint {ifname} in sandbox {netns}: {source}; a sandbox can have one default route per address family")]
+    #[error("endpoint {ifname} in sandbox {netns}: {error}; a sandbox can have one default route per address family")]
     SandboxRoute {
         /// The interface name inside the sandbox.
         ifname: String,
         /// The pin path.
         netns: PathBuf,
         /// The route failure, boxed.
-        #[source]
-        source: Box<RouteError>,
+        error: Box<RouteError>,
     },
     /// The record of an underlay network lacks its underlay part (a bug or a hand-edited store).
     #[error("network {network} is recorded as {driver} but has no parent: remove and recreate it")]
@@ -178,11 +170,11 @@ impl UnderlayError {
     /// The errno behind this error, if any (`EOPNOTSUPP` for a missing kernel feature, `EBUSY`...).
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Self::Host { source, .. } | Self::Mac { source, .. } => source.errno(),
-            Self::SandboxLink { source, .. } => source.errno(),
-            Self::HostRoute { source, .. } => source.errno(),
-            Self::SandboxRoute { source, .. } => source.errno(),
-            Self::OpenNetns { source, .. } => source.raw_os_error(),
+            Self::Host { error: source, .. } | Self::Mac { error: source, .. } => source.errno(),
+            Self::SandboxLink { error: source, .. } => source.errno(),
+            Self::HostRoute { error: source, .. } => source.errno(),
+            Self::SandboxRoute { error: source, .. } => source.errno(),
+            Self::OpenNetns { error: source, .. } => source.raw_os_error(),
             _ => None,
         }
     }
@@ -421,7 +413,7 @@ impl UnderlayDriver {
     ) -> Result<bool, UnderlayError> {
         let host = |source| UnderlayError::Host {
             network: network.to_string(),
-            source,
+            error: source,
         };
         match link::link_by_name(parent.as_str()) {
             Ok(l) => {
@@ -460,7 +452,8 @@ impl UnderlayDriver {
         Ok(true)
     }
 
-    /// Creates the network's kernel objects besides the parent: the host shim (a bridge-mode
+    /// Creates the network's kernel objects besides the parent: without a shim, a probe child
+    /// created and deleted at once (names a missing kernel driver now); the host shim (a bridge-mode
     /// macvlan, or an ipvlan of the network's mode, on the parent in the calling thread's
     /// namespace) with its host-prefix addresses, up, and a route to each subnet's
     /// `--ip-range` through it (without a range, [`UnderlayDriver::join`] routes each
@@ -479,7 +472,7 @@ impl UnderlayDriver {
             )?;
         }
         let Some(shim) = &u.shim else {
-            return Ok(());
+            return probe_kind(network, u);
         };
         let made = self.create_shim(network, u, &shim.ifname, &shim.addresses);
         if made.is_err() {
@@ -497,7 +490,7 @@ impl UnderlayDriver {
     ) -> Result<(), UnderlayError> {
         let host = |source| UnderlayError::Host {
             network: network.name.to_string(),
-            source,
+            error: source,
         };
         let name = ifname.as_str();
         link::delete_link(name).map_err(host)?;
@@ -537,7 +530,7 @@ impl UnderlayDriver {
         let u = underlay(network)?;
         let host = |source| UnderlayError::Host {
             network: network.name.to_string(),
-            source,
+            error: source,
         };
         let shim = u
             .shim
@@ -574,14 +567,14 @@ impl UnderlayDriver {
             UnderlayMode::Macvlan(_) => Some(endpoint.mac.parse::<MacAddr>().map_err(
                 |source| UnderlayError::Mac {
                     ifname: endpoint.ifname.to_string(),
-                    source,
+                    error: source,
                 },
             )?),
             UnderlayMode::Ipvlan(..) => None,
         };
         let ns_file = File::open(netns).map_err(|source| UnderlayError::OpenNetns {
             netns: netns.to_path_buf(),
-            source,
+            error: source,
         })?;
         let child = ChildLink {
             name: endpoint.ifname.as_str(),
@@ -598,7 +591,7 @@ impl UnderlayDriver {
         }
         .map_err(|source| UnderlayError::Host {
             network: network.name.to_string(),
-            source,
+            error: source,
         })?;
         let routes = if default_route {
             default_routes(network, endpoint)
@@ -631,10 +624,37 @@ impl UnderlayDriver {
             link::delete_link(ifname).map_err(|source| UnderlayError::SandboxLink {
                 ifname: ifname.to_string(),
                 netns: netns.to_path_buf(),
-                source: Box::new(source),
+                error: Box::new(source),
             })
         })
     }
+}
+
+/// Creates and deletes one child of the network's kind on its parent, so a kernel without
+/// the driver (`CONFIG_IPVLAN`, `CONFIG_MACVLAN`) or a parent that refuses children is named at
+/// `network create`, not at the first `run` (moby's ipvlan driver checks the module too).
+fn probe_kind(network: &NetworkState, u: &UnderlayState) -> Result<(), UnderlayError> {
+    let hex: String = network.id.chars().take(11).collect();
+    let name = format!("mq{hex}");
+    let child = ChildLink {
+        name: &name,
+        parent: u.parent.as_str(),
+        mtu: None,
+        mac: None,
+        netns: None,
+    };
+    let made = match u.mode {
+        UnderlayMode::Macvlan(m) => link::create_macvlan(&child, sys_macvlan_mode(m)),
+        UnderlayMode::Ipvlan(m, f) => {
+            link::create_ipvlan(&child, sys_ipvlan_mode(m), sys_ipvlan_flag(f))
+        }
+    };
+    let host = |source| UnderlayError::Host {
+        network: network.name.to_string(),
+        error: source,
+    };
+    made.map_err(host)?;
+    link::delete_link(&name).map_err(host)
 }
 
 /// Runs `f` inside the sandbox at `netns` on a dedicated thread.
@@ -644,7 +664,7 @@ where
 {
     netns::run_in(netns, f).map_err(|source| UnderlayError::Netns {
         netns: netns.to_path_buf(),
-        source,
+        error: source,
     })?
 }
 
@@ -659,7 +679,7 @@ fn configure_child(
     let sandbox = |source| UnderlayError::SandboxLink {
         ifname: ifname.to_string(),
         netns: netns.to_path_buf(),
-        source: Box::new(source),
+        error: Box::new(source),
     };
     for addr in &endpoint.addresses {
         link::add_address(ifname, *addr).map_err(sandbox)?;
@@ -670,7 +690,7 @@ fn configure_child(
             UnderlayError::SandboxRoute {
                 ifname: ifname.to_string(),
                 netns: netns.to_path_buf(),
-                source: Box::new(source),
+                error: Box::new(source),
             }
         })?;
     }
@@ -704,7 +724,7 @@ fn add_host_route(network: &NetworkState, dst: IpNet, dev: &str) -> Result<(), U
         Err(e) if e.errno() == Some(nix::libc::EEXIST) => Ok(()),
         other => other.map_err(|source| UnderlayError::HostRoute {
             network: network.name.to_string(),
-            source,
+            error: source,
         }),
     }
 }
