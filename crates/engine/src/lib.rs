@@ -107,7 +107,7 @@ pub enum EngineError {
     Net(#[from] berth_net::NetError),
     /// A network operation failed.
     #[error(transparent)]
-    Network(#[from] berth_net::manager::ManagerError),
+    Network(Box<berth_net::manager::ManagerError>),
     /// Bad `--network` value.
     #[error(transparent)]
     Mode(#[from] berth_net::ModeError),
@@ -132,6 +132,12 @@ pub enum EngineError {
     /// The monitor failed or died.
     #[error("container monitor: {0}")]
     Monitor(String),
+}
+
+impl From<berth_net::manager::ManagerError> for EngineError {
+    fn from(e: berth_net::manager::ManagerError) -> Self {
+        Self::Network(Box::new(e))
+    }
 }
 
 impl EngineError {

@@ -15,6 +15,7 @@ pub mod fd;
 pub mod link;
 mod netlink;
 pub mod netns;
+pub mod nftables;
 pub mod process;
 pub mod procfs;
 pub mod route;

@@ -67,6 +67,11 @@ impl<R: NftRunner> NftFirewall<R> {
     }
 
     fn apply(&self, plan: &Plan) -> Result<(), FirewallError> {
+        if let Some(ops) = super::netlink::element_ops(plan) {
+            if let Some(done) = self.runner.apply_elements(&ops) {
+                return Ok(done?);
+            }
+        }
         let script = render(plan);
         if script.is_empty() {
             return Ok(());

@@ -46,6 +46,7 @@
 //! every host-side veth).
 
 pub mod backend;
+pub mod netlink;
 pub mod nft;
 pub mod plan;
 pub mod runner;

@@ -28,6 +28,24 @@ pub enum NftError {
         /// nft's stderr, trimmed.
         stderr: String,
     },
+    /// The kernel refused an element batch sent over netlink.
+    #[error("{0}")]
+    Netlink(Box<berth_sys::nftables::NftNetlinkError>),
+    /// The namespace to apply in could not be entered.
+    #[error("cannot enter the network namespace for nftables: {0}")]
+    Netns(Box<berth_sys::netns::NetNsError>),
+}
+
+impl From<berth_sys::nftables::NftNetlinkError> for NftError {
+    fn from(e: berth_sys::nftables::NftNetlinkError) -> Self {
+        Self::Netlink(Box::new(e))
+    }
+}
+
+impl From<berth_sys::netns::NetNsError> for NftError {
+    fn from(e: berth_sys::netns::NetNsError) -> Self {
+        Self::Netns(Box::new(e))
+    }
 }
 
 /// Runs nft. Implementations must apply a script as one transaction.
@@ -42,6 +60,14 @@ pub trait NftRunner {
     ///
     /// Errors: [`NftError`] with nft's stderr (e.g. the table does not exist).
     fn list(&self, args: &[&str]) -> Result<String, NftError>;
+
+    /// Adds/deletes set and map elements as one transaction without the `nft` tool (the
+    /// start path's only firewall change). `None`: this runner has no such path; the caller
+    /// renders a script instead (recording runners keep seeing scripts).
+    fn apply_elements(&self, ops: &[berth_sys::nftables::SetElem]) -> Option<Result<(), NftError>> {
+        let _ = ops;
+        None
+    }
 }
 
 /// The real `nft` binary.
@@ -94,6 +120,18 @@ impl NftCommand {
 }
 
 impl NftRunner for NftCommand {
+    fn apply_elements(&self, ops: &[berth_sys::nftables::SetElem]) -> Option<Result<(), NftError>> {
+        let ops = ops.to_vec();
+        Some(match &self.netns {
+            None => berth_sys::nftables::apply_set_elements(&ops).map_err(NftError::from),
+            Some(ns) => {
+                berth_sys::netns::run_in(ns, move || berth_sys::nftables::apply_set_elements(&ops))
+                    .map_err(NftError::from)
+                    .and_then(|r| r.map_err(NftError::from))
+            }
+        })
+    }
+
     fn apply(&self, script: &str) -> Result<(), NftError> {
         let mut child = self
             .command(&["-f", "-"])
