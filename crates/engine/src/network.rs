@@ -215,6 +215,7 @@ impl Engine {
         let key = network_key(name);
         if key != DEFAULT_NETWORK {
             let n = self.manager().lookup(key)?;
+            berth_net::manager::check_no_ports(&n, !publish.is_empty())?;
             if n.internal && !publish.is_empty() {
                 return Err(EngineError::Invalid(format!(
                     "network {} is internal: it has no published ports; drop -p/-P",
