@@ -3,8 +3,10 @@
 # beside the floor (bare `runc run` of an equivalent bundle) and podman when installed; peak RSS
 # of the berth CLI. 2 (issue 3, lib/bridge.sh): per-endpoint bridge network setup/teardown at
 # 0/100/500 endpoints beside the CNI plugins, one `run` publishing 1000 ports, iperf3 throughput.
-# Writes bench/results/<UTC date>.md (quick: <UTC date>-quick.md) and the raw
-# hyperfine JSON beside it.
+# 3 (issue 4, lib/underlay.sh): macvlan per-endpoint setup/teardown (beside podman's macvlan run)
+# and iperf3 throughput macvlan to macvlan and from a second host on a lab L2 segment.
+# Writes bench/results/<UTC date>.md (quick: <UTC date>-quick.md; a BENCH_FIGURES subset adds
+# its figures, e.g. <UTC date>-run-underlay.md) and the raw hyperfine JSON beside it.
 #
 # Usage: bench/bench.sh --full | --quick
 #   --full   30 runs, 5 warmups; installs hyperfine and podman when missing
@@ -12,9 +14,10 @@
 #   --quick  3 runs, 1 warmup; installs nothing; uses podman only if already installed;
 #            without hyperfine, times a bash loop with `date +%s%N`
 # BERTH_BIN overrides the binary (default: cargo build --release --bin berth).
-# BENCH_FIGURES=run|bridge|run,bridge (default both) picks benchmark 1 (`run --rm`) and/or the
-# bridge-networking figures of issue 3 (lib/bridge.sh); BENCH_ENDPOINTS="0 100 500" overrides
-# the endpoint counts of the latter.
+# BENCH_FIGURES=run,bridge,underlay (the default; any subset, comma-separated) picks benchmark 1
+# (`run --rm`), the bridge-networking figures of issue 3 (lib/bridge.sh) and/or the underlay
+# figures of issue 4 (lib/underlay.sh); BENCH_ENDPOINTS="0 100 500" overrides the endpoint
+# counts of the bridge figures.
 #
 # Everything runs inside a throwaway network namespace; the root namespace's links, addresses,
 # routes and rules are compared before and after (a difference fails the run). A trap removes
@@ -100,12 +103,18 @@ bash tests/fixtures/build-image.sh "$BENCH_WORK/fixtures" >&2
 . "$here/lib/figures.sh"
 # shellcheck source=bench/lib/bridge.sh
 . "$here/lib/bridge.sh"
-case ,${BENCH_FIGURES:-run,bridge}, in *,run,*) run_figures ;; esac
-case ,${BENCH_FIGURES:-run,bridge}, in *,bridge,*) run_bridge_figures ;; esac
+# shellcheck source=bench/lib/underlay.sh
+. "$here/lib/underlay.sh"
+figures=,${BENCH_FIGURES:-run,bridge,underlay},
+case $figures in *,run,*) run_figures ;; esac
+case $figures in *,bridge,*) run_bridge_figures ;; esac
+case $figures in *,underlay,*) run_underlay_figures ;; esac
 write_facts >"$BENCH_WORK/facts.json"
 
 stamp=$(date -u +%Y-%m-%d)
 [ "$mode" = quick ] && stamp=$stamp-quick
+# A partial run gets its own file, so it never replaces a full day's report.
+[ "$figures" = ,run,bridge,underlay, ] || stamp=$stamp-$(sed 's/^,//; s/,$//; s/,/-/g' <<<"$figures")
 out=$here/results/$stamp.md
 mkdir -p "$here/results"
 python3 "$here/report.py" "$BENCH_WORK" "$out"

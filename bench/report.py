@@ -13,9 +13,13 @@ WORKDIR holds:
 - json/ep-<N>-{bridge,none}-{run,rm}.json, json/cni-<N>-{add,del}.json, json/ports1000.json
                        the bridge figures of bench/lib/bridge.sh (same shape)
 - iperf/{loopback,c2c,published}.json   iperf3 -J output
+- json/ul-{macvlan,none}-{run,rm}.json, json/podman-ul-{macvlan,none}.json
+                       the underlay figures of bench/lib/underlay.sh (same shape)
+- iperf/ul-{loopback,bridge,macvlan,hostb}.json   their iperf3 -J output
 The goals checked come from issue 2 (berth adds at most 15 ms over bare runc, and takes at
 most half of podman's time) and issue 3 (per-endpoint setup and teardown at most 5 ms each, at
-500 endpoints at most 1.1x of the empty case; one `run` publishing 1000 ports under 1 s).
+500 endpoints at most 1.1x of the empty case; one `run` publishing 1000 ports under 1 s) and
+issue 4 (per-endpoint macvlan setup at most 3 ms).
 Standard library only.
 """
 
@@ -30,6 +34,13 @@ GOAL_PODMAN_RATIO = 0.5
 GOAL_ENDPOINT_MS = 5.0
 GOAL_SCALING_RATIO = 1.1
 GOAL_PORTS1000_MS = 1000.0
+GOAL_UNDERLAY_SETUP_MS = 3.0
+UL_IPERF_PATHS = (
+    ("ul-loopback", "loopback in host A (127.0.0.1)"),
+    ("ul-bridge", "container to container, one bridge network"),
+    ("ul-macvlan", "container to container, one macvlan network (host A)"),
+    ("ul-hostb", "host B to a macvlan container on host A (lab segment)"),
+)
 IPERF_PATHS = (
     ("loopback", "loopback in the sandbox host (127.0.0.1)"),
     ("c2c", "container to container, one bridge network"),
@@ -247,6 +258,68 @@ def bridge_sections(workdir):
     return out
 
 
+def underlay_endpoint_lines(json_dir):
+    """The macvlan setup/teardown table and its goal; [] when not measured."""
+    f = {k: load_figure(json_dir, f"ul-{k}") for k in ("macvlan-run", "none-run", "macvlan-rm", "none-rm")}
+    if not all(f.values()):
+        return []
+    setup = f["macvlan-run"]["median"] - f["none-run"]["median"]
+    teardown = f["macvlan-rm"]["median"] - f["none-rm"]["median"]
+    ok = "met" if setup <= GOAL_UNDERLAY_SETUP_MS else "NOT met"
+    lines = [
+        "| `run` macvlan | `run` none | **setup** | `rm -f` macvlan | `rm -f` none | **teardown** |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {ms(f['macvlan-run'])} | {ms(f['none-run'])} | **{setup:.1f}** | "
+        f"{ms(f['macvlan-rm'])} | {ms(f['none-rm'])} | **{teardown:.1f}** |",
+        "",
+        "## Goals (issue 4)",
+        "",
+        f"- macvlan setup per endpoint: {setup:.1f} ms (goal ≤ {GOAL_UNDERLAY_SETUP_MS:.0f} ms): **{ok}**",
+        f"- macvlan teardown per endpoint: {teardown:.1f} ms (no numeric goal)",
+    ]
+    pm, pn = load_figure(json_dir, "podman-ul-macvlan"), load_figure(json_dir, "podman-ul-none")
+    if pm and pn:
+        cost = pm["median"] - pn["median"]
+        lines.append(
+            f"- podman's macvlan `run --rm true`: {pm['median']:.1f} ms vs {pn['median']:.1f} ms "
+            f"with `--net none`, so {cost:.1f} ms for its macvlan endpoint (berth: {setup:.1f} ms)"
+        )
+    else:
+        lines.append("- podman's macvlan run cost: not measured (see notes)")
+    return lines
+
+
+def underlay_throughput_lines(workdir):
+    loop, bridge = gbits(workdir, "ul-loopback"), gbits(workdir, "ul-bridge")
+    rows = ["| path | Gbit/s | vs loopback | vs bridge c2c |", "|---|---:|---:|---:|"]
+    for name, label in UL_IPERF_PATHS:
+        g = gbits(workdir, name)
+        if g is None:
+            rows.append(f"| {label} | not measured | | |")
+            continue
+        vs_loop = "—" if not loop else f"×{g / loop:.2f}"
+        vs_bridge = "—" if not bridge else f"×{g / bridge:.2f}"
+        rows.append(f"| {label} | {g:.2f} | {vs_loop} | {vs_bridge} |")
+    return rows
+
+
+def underlay_sections(workdir):
+    json_dir = workdir / "json"
+    endpoint = underlay_endpoint_lines(json_dir)
+    if not endpoint and not (workdir / "iperf" / "ul-loopback.json").exists():
+        return []
+    out = ["", "## Macvlan network: per-endpoint setup and teardown (issue 4), medians in ms", ""]
+    out += [
+        "setup = `run -d --net MACVLAN web sleep 1000` − the same with `--net none`; "
+        "teardown = `rm -f` of each; measured one after the other in this run.",
+        "",
+    ]
+    out += endpoint or ["- not measured"]
+    out += ["", "## TCP throughput on the underlay (iperf3, one stream)", ""]
+    out += underlay_throughput_lines(workdir)
+    return out
+
+
 def all_figure_names(json_dir):
     return sorted(p.stem for p in json_dir.glob("*.json"))
 
@@ -267,6 +340,7 @@ def render(workdir):
         out += ["", "## Goals (issue 2)", ""] + goals(figures)
         out += ["", "## Peak RSS of the berth CLI during `run`", ""] + rss_lines(workdir)
     out += bridge_sections(workdir)
+    out += underlay_sections(workdir)
     out += ["", "## Notes", ""] + [f"- {note}" for note in facts.get("notes", [])]
     out += ["", "## Command lines", ""]
     for name in all_figure_names(workdir / "json"):

@@ -4,6 +4,7 @@
 #      and fails when the command fails
 #   2) report.py turns canned figures into the right deltas, ratios and goal verdicts
 #   3) the same for the bridge figures (setup/teardown differences, scaling, 1000 ports, iperf3)
+#   4) the same for the underlay figures (macvlan setup goal, podman's cost, iperf3 ratios)
 # Usage: bench/selftest.sh (exits non-zero on the first failed check).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -64,4 +65,22 @@ expect 'one `run` publishing 1000 ports: 1200 ms (goal < 1 s): **NOT met**'
 expect '| container to container, one bridge network | 30.00 | ×0.75 |'
 expect '| 20.00 | ×0.50 |'
 if grep -qF 'Goals (issue 2)' "$tmp/out.md"; then fail "issue 2 section printed without its figures"; fi
+if grep -qF 'Macvlan network' "$tmp/out.md"; then fail "underlay section printed without its figures"; fi
+
+# 4) underlay: setup 2.5 ms (met), teardown 1.5 ms; podman 40 ms; iperf ratios to loopback/bridge.
+rm -rf "$w/json" "$w/iperf"; mkdir -p "$w/json" "$w/iperf"
+fig ul-macvlan-run 32.5; fig ul-none-run 30; fig ul-macvlan-rm 21.5; fig ul-none-rm 20
+fig podman-ul-macvlan 170; fig podman-ul-none 130
+iperf ul-loopback 40e9; iperf ul-bridge 20e9; iperf ul-macvlan 30e9; iperf ul-hostb 10e9
+python3 report.py "$w" "$tmp/out.md"
+expect '| 32.5 | 30.0 | **2.5** | 21.5 | 20.0 | **1.5** |'
+expect 'macvlan setup per endpoint: 2.5 ms (goal ≤ 3 ms): **met**'
+expect 'macvlan teardown per endpoint: 1.5 ms (no numeric goal)'
+expect "podman's macvlan \`run --rm true\`: 170.0 ms vs 130.0 ms with \`--net none\`, so 40.0 ms"
+expect '| container to container, one macvlan network (host A) | 30.00 | ×0.75 | ×1.50 |'
+expect '| host B to a macvlan container on host A (lab segment) | 10.00 | ×0.25 | ×0.50 |'
+expect '| container to container, one bridge network | 20.00 | ×0.50 | ×1.00 |'
+fig ul-macvlan-run 34
+python3 report.py "$w" "$tmp/out.md"
+expect 'macvlan setup per endpoint: 4.0 ms (goal ≤ 3 ms): **NOT met**'
 echo "selftest: all checks passed"
