@@ -53,11 +53,29 @@ impl Engine {
         Manager::new(&mut self.store, &self.paths.runroot)
     }
 
+    /// Serialises every change of networks and endpoints across berth processes (flock(2) on
+    /// `<runroot>/locks/networks`): subnet choice against the other networks, `network rm`
+    /// against joins, connect against disconnect. Each holder keeps it for milliseconds.
+    /// Not re-entrant: take it only at the entry points below, never around recovery.
+    fn network_lock(&self) -> Result<std::fs::File, EngineError> {
+        let path = self.paths.runroot.join("locks").join("networks");
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| EngineError::io(&path, e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| EngineError::io(&path, e.into()))?;
+        Ok(file)
+    }
+
     /// `network create`.
     pub fn network_create(
         &mut self,
         req: NetworkCreateRequest,
     ) -> Result<NetworkState, EngineError> {
+        let _lock = self.network_lock()?;
         let n = self.manager().create(req)?;
         crate::dns::reload(&self.paths);
         Ok(n)
@@ -71,6 +89,7 @@ impl Engine {
     /// `network rm`.
     pub fn network_remove(&mut self, key: &str) -> Result<NetworkState, EngineError> {
         self.reconcile_all()?;
+        let _lock = self.network_lock()?;
         let n = self.manager().remove(key)?;
         crate::dns::reload(&self.paths);
         Ok(n)
@@ -79,6 +98,7 @@ impl Engine {
     /// `network prune`: removes every network without endpoints (the default one stays).
     pub fn network_prune(&mut self) -> Result<Vec<String>, EngineError> {
         self.reconcile_all()?;
+        let _lock = self.network_lock()?;
         let mut removed = Vec::new();
         for n in self.networks()? {
             if n.name.as_str() == DEFAULT_NETWORK {
@@ -151,6 +171,7 @@ impl Engine {
                 c.name
             )));
         }
+        let _lock = self.network_lock()?;
         let n = self.resolve_network(net)?;
         let existing = self.manager().endpoints_of(&c.id)?;
         if existing.iter().any(|e| e.network_id == n.id) {
@@ -181,6 +202,7 @@ impl Engine {
         force: bool,
     ) -> Result<(), EngineError> {
         let c = self.container(key)?;
+        let _lock = self.network_lock()?;
         let n = self.resolve_network(net)?;
         let eps = self.manager().endpoints_of(&c.id)?;
         let Some(ep) = eps.into_iter().find(|e| e.network_id == n.id) else {
@@ -258,8 +280,9 @@ impl Engine {
                 "attach_networks needs a network mode".into(),
             ));
         };
-        let network = self.resolve_network(&name)?;
         let requests = self.publish_requests(c)?;
+        let _lock = self.network_lock()?;
+        let network = self.resolve_network(&name)?;
         let (mappings, reservation) =
             ports::reserve(&requests, |addr, proto| self.port_owner(addr.port(), proto))
                 .map_err(|e| EngineError::PortConflict(format!("{e}: choose another host port")))?;
@@ -333,6 +356,17 @@ impl Engine {
     /// Detaches every endpoint of container `id` (teardown).
     pub(crate) fn detach_networks(&mut self, id: &str) -> Vec<EngineError> {
         let key = self.paths.sandbox_key(id);
+        // Nothing to detach (most teardowns of none/host containers): no lock, no manager.
+        if berth_net::records::endpoints_of_container(self.store.conn(), id)
+            .map(|e| e.is_empty())
+            .unwrap_or(false)
+        {
+            return Vec::new();
+        }
+        let _lock = match self.network_lock() {
+            Ok(l) => l,
+            Err(e) => return vec![e],
+        };
         self.manager()
             .disconnect_all(id, &key)
             .into_iter()

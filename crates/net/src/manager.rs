@@ -226,7 +226,8 @@ impl<'a> Manager<'a> {
             DriverName::Macvlan | DriverName::Ipvlan => return self.create_underlay(req),
             DriverName::Overlay => {
                 return Err(ManagerError::Invalid(format!(
-                    "network driver {} is not available yet: berth supports bridge, macvlan                      and ipvlan networks today",
+                    "network driver {} is not available yet: berth supports bridge, macvlan \
+                     and ipvlan networks today",
                     req.driver
                 )))
             }
@@ -237,6 +238,15 @@ impl<'a> Manager<'a> {
             Some(b) => b.clone(),
             None => format!("br-{}", &id[..12]).parse().expect("valid ifname"),
         };
+        if dns && bridge.as_str() == DEFAULT_BRIDGE {
+            return Err(ManagerError::Invalid(format!(
+                "bridge device {DEFAULT_BRIDGE} is reserved for the default network: choose \
+                 another com.docker.network.bridge.name"
+            )));
+        }
+        for s in req.subnets.iter().filter_map(|s| s.subnet) {
+            check_usable_subnet(s)?;
+        }
         let others = self.list()?;
         if let Some(o) = others.iter().find(|o| o.bridge == bridge) {
             return Err(ManagerError::Invalid(format!(
@@ -279,14 +289,19 @@ impl<'a> Manager<'a> {
             }
             return Ok(state);
         }
-        if let Err(e) = self.driver.create_network(&state) {
+        // Rules before the bridge: a crash in between leaves rules without a bridge, which the
+        // next use repairs (`ready` recreates a missing bridge and re-adds the rules); the other
+        // order could leave a bridge without isolation or masquerade.
+        if let Err(e) = self.firewall.add_network(&state) {
             let _ = self
                 .store
                 .write(|tx| records::delete_network(tx, &state.id));
             return Err(e.into());
         }
-        if let Err(e) = self.firewall.add_network(&state) {
+        if let Err(e) = self.driver.create_network(&state) {
+            // The bridge may exist half-configured: delete it with the rules and the record.
             let _ = self.driver.delete_network(&state);
+            let _ = self.firewall.remove_network(&state);
             let _ = self
                 .store
                 .write(|tx| records::delete_network(tx, &state.id));
@@ -531,6 +546,37 @@ impl BridgeOptions {
         }
         Ok(o)
     }
+}
+
+/// Refuses subnets no network can use: loopback (127/8, ::1), multicast (224/4, ff00::/8),
+/// "this network" (0/8), limited broadcast and link-local (169.254/16, fe80::/10), per
+/// RFC 6890's special-purpose registries.
+fn check_usable_subnet(s: ipnet::IpNet) -> Result<(), ManagerError> {
+    let a = s.network();
+    let special = match a {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_multicast()
+                || v4.octets()[0] == 0
+                || v4.is_broadcast()
+                || v4.octets()[0] == 255
+                || v4.is_link_local()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_multicast()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
+    if special {
+        return Err(ManagerError::Invalid(format!(
+            "subnet {s} is a special-purpose range (loopback, multicast, link-local or \
+             reserved, RFC 6890): choose a private range such as 10.x, 172.16-31.x, 192.168.x \
+             or an IPv6 ULA fd00::/8"
+        )));
+    }
+    Ok(())
 }
 
 /// MTU limits: 68 (RFC 791 minimum for IPv4) to 65535.
