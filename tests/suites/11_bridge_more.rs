@@ -165,3 +165,100 @@ fn resolver_and_hosts_options_are_written() {
         .code(125);
     assert!(err.contains("user-defined network"), "{err}");
 }
+
+#[test]
+fn concurrent_network_creates_get_distinct_subnets() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    let names: Vec<String> = (0..8).map(|i| format!("cn{i}")).collect();
+    std::thread::scope(|s| {
+        for n in &names {
+            let host = &host;
+            s.spawn(move || host.cli(&["network", "create", n]).ok());
+        }
+    });
+    let mut subnets: Vec<String> = names
+        .iter()
+        .map(|n| {
+            host.network_inspect(n)["IPAM"]["Config"][0]["Subnet"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    subnets.sort();
+    let before = subnets.len();
+    subnets.dedup();
+    assert_eq!(
+        subnets.len(),
+        before,
+        "two networks share a subnet: {subnets:?}"
+    );
+    // Explicit overlapping subnets created at once: exactly one wins.
+    let wins: usize = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..6)
+            .map(|i| {
+                let host = &host;
+                s.spawn(move || {
+                    let name = format!("ov{i}");
+                    let third = format!("10.66.{i}.0/24");
+                    host.cli(&[
+                        "network",
+                        "create",
+                        "--subnet",
+                        &third,
+                        "--subnet",
+                        "10.99.0.0/16",
+                        &name,
+                    ])
+                    .success()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+    });
+    assert_eq!(wins, 1, "overlapping subnets must not all be created");
+}
+
+#[test]
+fn racing_connect_and_disconnect_stay_consistent() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "home"]).ok();
+    host.cli(&["network", "create", "away"]).ok();
+    let names: Vec<String> = (0..6).map(|i| format!("rc{i}")).collect();
+    for n in &names {
+        host.cli(&[
+            "run", "-d", "--net", "home", "--name", n, "web", "sleep", "1000",
+        ])
+        .ok();
+    }
+    std::thread::scope(|s| {
+        for n in &names {
+            let host = &host;
+            s.spawn(move || host.cli(&["network", "connect", "away", n]));
+            s.spawn(move || host.cli(&["network", "disconnect", "away", n]));
+        }
+    });
+    // Whatever won, the record and the interface agree, and no address is used twice.
+    let mut seen = Vec::new();
+    for n in &names {
+        let rec = host.inspect(n)["NetworkSettings"]["Networks"]["away"]["IPAddress"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let dev = host
+            .exec_sh(n, "ip -o -4 addr show eth1 2>/dev/null || true")
+            .ok();
+        if rec.is_empty() {
+            assert!(dev.trim().is_empty(), "{n}: eth1 without a record: {dev}");
+        } else {
+            assert!(
+                dev.contains(&format!("{rec}/")),
+                "{n}: record {rec}, device {dev}"
+            );
+            assert!(!seen.contains(&rec), "{rec} given twice");
+            seen.push(rec);
+        }
+    }
+}
