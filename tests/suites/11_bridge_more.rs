@@ -262,3 +262,40 @@ fn racing_connect_and_disconnect_stay_consistent() {
         }
     }
 }
+
+#[test]
+fn a_container_on_two_networks_resolves_names_of_both() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "first"]).ok();
+    host.cli(&["network", "create", "second"]).ok();
+    host.cli(&[
+        "run", "-d", "--net", "first", "--name", "multi", "web", "sleep", "1000",
+    ])
+    .ok();
+    host.cli(&[
+        "run", "-d", "--net", "first", "--name", "single", "web", "sleep", "1000",
+    ])
+    .ok();
+    host.cli(&[
+        "run",
+        "-d",
+        "--net",
+        "second",
+        "--name",
+        "far",
+        "-e",
+        "INSTANCE=far",
+        "web",
+    ])
+    .ok();
+    host.cli(&["network", "connect", "second", "multi"]).ok();
+    // multi's resolv.conf points at first's gateway, yet it resolves a name on second.
+    let page = host
+        .http_from("multi", "far", 80)
+        .unwrap_or_else(|e| panic!("multi cannot reach far by name: {e}"));
+    assert!(page.contains("berth demo: far"), "{page}");
+    // A container only on first does not see second's names.
+    let out = host.exec_sh("single", "nslookup far 2>&1 || true").ok();
+    assert!(!out.contains(&host.ip_on("far", "second")), "{out}");
+}

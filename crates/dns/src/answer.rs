@@ -47,6 +47,20 @@ pub fn answer(
     network: &DnsNetwork,
     request: &Message,
 ) -> Result<Outcome, RecordsError> {
+    answer_for(records, network, request, None)
+}
+
+/// [`answer`] for a query from `client`: a container attached to several networks also gets
+/// the names of its other networks (as Docker's resolver answers for every network of the
+/// asking container), the network the query arrived on first.
+///
+/// Errors: [`RecordsError`] when the store cannot be read.
+pub fn answer_for(
+    records: &StoreRecords,
+    network: &DnsNetwork,
+    request: &Message,
+    client: Option<IpAddr>,
+) -> Result<Outcome, RecordsError> {
     if request.metadata.message_type != MessageType::Query {
         // A response sent to a server is not answered (RFC 1035 §7.3: discard).
         return Ok(Outcome::Reply(reply(request, ResponseCode::FormErr)));
@@ -69,10 +83,22 @@ pub fn answer(
         }
         return Ok(Outcome::Forward);
     }
-    match owned_addresses(records, network, query.name())? {
-        Some(addrs) => Ok(Outcome::Reply(forward_reply(request, query, &addrs))),
-        None => Ok(Outcome::Forward),
+    if let Some(addrs) = owned_addresses(records, network, query.name())? {
+        return Ok(Outcome::Reply(forward_reply(request, query, &addrs)));
     }
+    if let Some(client) = client {
+        for other in records.other_networks_of(&network.id, client)? {
+            let bare = query.name().to_ascii().to_ascii_lowercase();
+            let bare = bare.trim_end_matches('.');
+            if bare.is_empty() {
+                break;
+            }
+            if let Some(addrs) = records.addresses(&other, bare)? {
+                return Ok(Outcome::Reply(forward_reply(request, query, &addrs)));
+            }
+        }
+    }
+    Ok(Outcome::Forward)
 }
 
 /// A response to `request` with `code` and no records (FORMERR, NOTIMP, SERVFAIL ...).

@@ -77,6 +77,14 @@ const ADDR_QUERY: &str = "
     WHERE e.network_id = ?1 AND a.value LIKE ?2 || '/%'
     ORDER BY c.name LIMIT 1";
 
+/// The other networks of the container holding `?2` on network `?1`.
+const OTHER_NETWORKS_QUERY: &str = "
+    SELECT DISTINCT e2.network_id FROM endpoints e
+        JOIN endpoints e2 ON e2.container_id = e.container_id,
+        json_each(e.config, '$.addresses') a
+    WHERE e.network_id = ?1 AND a.value LIKE ?2 || '/%' AND e2.network_id != ?1
+    ORDER BY e2.rowid";
+
 /// Read-only view of the store's networks and endpoints.
 #[derive(Debug)]
 pub struct StoreRecords {
@@ -161,6 +169,29 @@ impl StoreRecords {
             }
         }
         Ok(found.then_some(addrs))
+    }
+
+    /// The other networks of the container that holds `client` on `network_id` (empty when no
+    /// container there has that address).
+    ///
+    /// Errors: [`RecordsError::Query`].
+    pub fn other_networks_of(
+        &self,
+        network_id: &str,
+        client: IpAddr,
+    ) -> Result<Vec<String>, RecordsError> {
+        let err = |source| RecordsError::Query {
+            what: format!("networks of the client {client}"),
+            source,
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(OTHER_NETWORKS_QUERY)
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([network_id, client.to_string().as_str()], |r| r.get(0))
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
     }
 
     /// The name of the container holding `addr` on `network_id`, if any (the first by name

@@ -8,6 +8,7 @@
 //! waits, and each forwarded query runs in its own task.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -181,7 +182,8 @@ async fn serve_udp(sock: Arc<UdpSocket>, net: Arc<DnsNetwork>, shared: Arc<Share
         let query = buf[..n].to_vec();
         let (sock, net, shared) = (sock.clone(), net.clone(), shared.clone());
         tokio::spawn(async move {
-            if let Some(resp) = handle(&shared, &net, &query, Transport::Udp).await {
+            if let Some(resp) = handle(&shared, &net, &query, Transport::Udp, Some(peer.ip())).await
+            {
                 if let Err(e) = sock.send_to(&resp, peer).await {
                     tracing::debug!(%peer, error = %e, "udp send failed");
                 }
@@ -207,6 +209,7 @@ async fn serve_tcp(listener: TcpListener, net: Arc<DnsNetwork>, shared: Arc<Shar
 /// One TCP client: length-prefixed queries in sequence (RFC 1035 §4.2.2) until it closes or
 /// idles for [`TCP_IDLE`].
 async fn serve_tcp_client(mut stream: TcpStream, net: Arc<DnsNetwork>, shared: Arc<Shared>) {
+    let client = stream.peer_addr().ok().map(|a| a.ip());
     loop {
         let read = async {
             let len = usize::from(stream.read_u16().await?);
@@ -217,7 +220,7 @@ async fn serve_tcp_client(mut stream: TcpStream, net: Arc<DnsNetwork>, shared: A
         let Ok(Ok(query)) = tokio::time::timeout(TCP_IDLE, read).await else {
             return;
         };
-        let Some(resp) = handle(&shared, &net, &query, Transport::Tcp).await else {
+        let Some(resp) = handle(&shared, &net, &query, Transport::Tcp, client).await else {
             return;
         };
         let Ok(len) = u16::try_from(resp.len()) else {
@@ -238,6 +241,7 @@ async fn handle(
     net: &DnsNetwork,
     query: &[u8],
     transport: Transport,
+    client: Option<IpAddr>,
 ) -> Option<Vec<u8>> {
     let request = match Message::from_vec(query) {
         Ok(m) => m,
@@ -251,7 +255,7 @@ async fn handle(
     };
     let outcome = {
         let records = shared.records.lock().unwrap_or_else(|p| p.into_inner());
-        answer::answer(&records, net, &request)
+        answer::answer_for(&records, net, &request, client)
     };
     let reply = match outcome {
         Ok(Outcome::Reply(msg)) => msg,
