@@ -95,10 +95,41 @@ pub fn write_networked(
             .map(|s| format!("nameserver {}\n", s.gateway))
             .collect::<String>()
     } else {
-        host_file("/etc/resolv.conf")
+        without_loopback_nameservers(&host_file("/etc/resolv.conf"))
     };
     write(&p.resolv_conf, &resolv)?;
     Ok(p)
+}
+
+/// The host's resolv.conf minus nameservers on loopback (127.0.0.53 of systemd-resolved,
+/// ::1): a container in its own namespace cannot reach them (Docker filters them the same
+/// way). When none is left, a comment says what to do instead of a silently dead resolver.
+pub fn without_loopback_nameservers(text: &str) -> String {
+    let is_loopback = |l: &str| {
+        l.split_whitespace()
+            .nth(1)
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .is_some_and(|ip| ip.is_loopback())
+    };
+    let mut out = String::new();
+    let mut kept = 0;
+    for line in text.lines() {
+        let ns = line.trim_start().starts_with("nameserver");
+        if ns && is_loopback(line) {
+            continue;
+        }
+        kept += usize::from(ns);
+        out.push_str(line);
+        out.push('\n');
+    }
+    if kept == 0 {
+        out.push_str(
+            "# berth: the host's resolv.conf lists only loopback nameservers, which a container \
+             cannot reach; pass --dns IP or use a user-defined network (its DNS server forwards \
+             from the host)\n",
+        );
+    }
+    out
 }
 
 /// Applies `--add-host`, `--dns`, `--dns-search` and `--dns-option` to written files.
@@ -148,6 +179,16 @@ fn write(path: &Path, text: &str) -> Result<(), EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_nameservers_are_dropped() {
+        let out = without_loopback_nameservers("nameserver 127.0.0.53\nsearch lan\n");
+        assert!(!out.contains("127.0.0.53"));
+        assert!(out.contains("search lan"));
+        assert!(out.contains("--dns"));
+        let out = without_loopback_nameservers("nameserver ::1\nnameserver 10.0.0.1\n");
+        assert_eq!(out, "nameserver 10.0.0.1\n");
+    }
 
     #[test]
     fn isolated_hosts_name_the_container() {
