@@ -398,7 +398,8 @@ impl Engine {
 /// Checks `--ip`/`--ip6` against a network's subnets, ranges and reserved addresses before
 /// anything is recorded (IPAM checks again, authoritatively, when it allocates).
 fn check_requested_ip(n: &NetworkState, ip: IpAddr) -> Result<(), EngineError> {
-    let bad = |why: String| EngineError::Invalid(format!("--ip {ip}: {why}"));
+    let flag = if ip.is_ipv4() { "--ip" } else { "--ip6" };
+    let bad = |why: String| EngineError::Invalid(format!("{flag} {ip}: {why}"));
     let Some(s) = n.subnets.iter().find(|s| s.subnet.contains(&ip)) else {
         let subnets: Vec<String> = n.subnets.iter().map(|s| s.subnet.to_string()).collect();
         return Err(bad(format!(

@@ -161,7 +161,9 @@ fn subnets(a: &CreateArgs) -> anyhow::Result<Vec<SubnetConfig>> {
         if !out[i].subnet.is_some_and(|n| n.contains(r)) {
             bail!("--ip-range {r} is not inside subnet {}", a.subnet[i]);
         }
-        out[i].ip_range = Some(*r);
+        if let Some(prev) = out[i].ip_range.replace(*r) {
+            bail!("two --ip-range values ({prev} and {r}) for subnet {}: give one", a.subnet[i]);
+        }
     }
     for (name, ip) in key_values(&a.aux_address, "--aux-address")? {
         let ip: IpAddr = ip
