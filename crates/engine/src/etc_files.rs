@@ -133,7 +133,13 @@ pub fn without_loopback_nameservers(text: &str) -> String {
 }
 
 /// Applies `--add-host`, `--dns`, `--dns-search` and `--dns-option` to written files.
-pub fn apply_overrides(p: &EtcPaths, o: &crate::config::NetOptions) -> Result<(), EngineError> {
+/// On a network with embedded DNS (`embedded_dns`) the gateway stays the first nameserver, so
+/// container names keep resolving; `--dns` servers come after it.
+pub fn apply_overrides(
+    p: &EtcPaths,
+    o: &crate::config::NetOptions,
+    embedded_dns: bool,
+) -> Result<(), EngineError> {
     if !o.add_hosts.is_empty() {
         let mut hosts = std::fs::read_to_string(&p.hosts).unwrap_or_default();
         for (name, ip) in &o.add_hosts {
@@ -155,7 +161,7 @@ pub fn apply_overrides(p: &EtcPaths, o: &crate::config::NetOptions) -> Result<()
                 .collect()
         }
     };
-    let mut out: Vec<String> = keep("nameserver", !o.dns.is_empty());
+    let mut out: Vec<String> = keep("nameserver", !o.dns.is_empty() && !embedded_dns);
     out.extend(o.dns.iter().map(|d| format!("nameserver {d}")));
     out.extend(keep("search", !o.dns_search.is_empty()));
     if !o.dns_search.is_empty() {
