@@ -105,10 +105,7 @@ pub fn write_bundle(engine: &mut Engine, c: &Container) -> Result<Bundle, Engine
     ensure_cwd(&rootfs_dir, &process.cwd, user.uid, user.gid)?;
     let (netns, etc, hostname, sandbox_key, reservation) = network_setup(engine, c, &dir)?;
     // Endpoints exist by now (network_setup attached them); DNS networks keep their server.
-    let embedded_dns = engine
-        .container_endpoints(&c.id)
-        .iter()
-        .any(|(n, _)| n.dns);
+    let embedded_dns = engine.container_endpoints(&c.id).iter().any(|(n, _)| n.dns);
     etc_files::apply_overrides(&etc, &c.config.net, embedded_dns)?;
     let input = SpecInput {
         rootfs: rootfs_dir,

@@ -215,7 +215,71 @@ impl Engine {
             )));
         };
         let key = self.paths.sandbox_key(&c.id);
-        Ok(self.manager().disconnect(&ep, &key)?)
+        self.manager().disconnect(&ep, &key)?;
+        self.after_disconnect(&c, &n, &key);
+        Ok(())
+    }
+
+    /// After a network left a running container: if it carried the default route, route via
+    /// a remaining network instead; if resolv.conf pointed at its gateway, point it at a
+    /// remaining network's DNS server (Docker moves both the same way). Best effort.
+    fn after_disconnect(&mut self, c: &Container, gone: &NetworkState, key: &Path) {
+        let remaining = self.container_endpoints(&c.id);
+        let Some((next, _)) = remaining.iter().find(|(n, _)| !n.internal) else {
+            return;
+        };
+        let gateways: Vec<(ipnet::IpNet, IpAddr)> = next
+            .subnets
+            .iter()
+            .map(|s| {
+                let any: ipnet::IpNet = if s.gateway.is_ipv4() {
+                    "0.0.0.0/0".parse().expect("valid")
+                } else {
+                    "::/0".parse().expect("valid")
+                };
+                (any, s.gateway)
+            })
+            .collect();
+        let _ = berth_sys::netns::run_in(key, move || {
+            let routes = berth_sys::route::list_routes().unwrap_or_default();
+            for (dst, gw) in gateways {
+                let has_default = routes.iter().any(|r| {
+                    r.dst.prefix_len() == 0 && r.dst.addr().is_ipv4() == dst.addr().is_ipv4()
+                });
+                if !has_default {
+                    let _ = berth_sys::route::add_route(dst, Some(gw), None);
+                }
+            }
+        });
+        let resolv =
+            crate::etc_files::EtcPaths::in_dir(&self.paths.container_dir(&c.id)).resolv_conf;
+        let Ok(text) = std::fs::read_to_string(&resolv) else {
+            return;
+        };
+        let old: Vec<String> = gone
+            .subnets
+            .iter()
+            .map(|s| format!("nameserver {}", s.gateway))
+            .collect();
+        if !text.lines().any(|l| old.iter().any(|o| l.trim() == o)) {
+            return;
+        }
+        let new: Vec<String> = match remaining.iter().find(|(n, _)| n.dns) {
+            Some((n, _)) => n
+                .subnets
+                .iter()
+                .map(|s| format!("nameserver {}", s.gateway))
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut out: Vec<String> = text
+            .lines()
+            .filter(|l| !old.iter().any(|o| l.trim() == o))
+            .map(str::to_string)
+            .collect();
+        out.splice(0..0, new);
+        // Written in place: the container sees this file through a bind mount of its inode.
+        let _ = std::fs::write(&resolv, out.join("\n") + "\n");
     }
 
     /// The network a mode names, creating the default one on first use.

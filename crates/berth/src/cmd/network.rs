@@ -162,7 +162,10 @@ fn subnets(a: &CreateArgs) -> anyhow::Result<Vec<SubnetConfig>> {
             bail!("--ip-range {r} is not inside subnet {}", a.subnet[i]);
         }
         if let Some(prev) = out[i].ip_range.replace(*r) {
-            bail!("two --ip-range values ({prev} and {r}) for subnet {}: give one", a.subnet[i]);
+            bail!(
+                "two --ip-range values ({prev} and {r}) for subnet {}: give one",
+                a.subnet[i]
+            );
         }
     }
     for (name, ip) in key_values(&a.aux_address, "--aux-address")? {
