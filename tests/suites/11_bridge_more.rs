@@ -156,6 +156,25 @@ fn resolver_and_hosts_options_are_written() {
     ] {
         assert!(out.contains(want), "{want:?} missing from:\n{out}");
     }
+    let gw = host
+        .cli(&[
+            "run",
+            "--rm",
+            "--add-host",
+            "hgw:host-gateway",
+            "web",
+            "cat",
+            "/etc/hosts",
+        ])
+        .ok();
+    let bridge_gw = host.network_inspect("bridge")["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        gw.contains(&format!("{bridge_gw}\thgw")),
+        "host-gateway is the gateway: {gw}"
+    );
     let err = host
         .cli(&["run", "--rm", "--add-host", "nocolon", "web", "true"])
         .code(125);

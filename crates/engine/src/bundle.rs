@@ -105,8 +105,18 @@ pub fn write_bundle(engine: &mut Engine, c: &Container) -> Result<Bundle, Engine
     ensure_cwd(&rootfs_dir, &process.cwd, user.uid, user.gid)?;
     let (netns, etc, hostname, sandbox_key, reservation) = network_setup(engine, c, &dir)?;
     // Endpoints exist by now (network_setup attached them); DNS networks keep their server.
-    let embedded_dns = engine.container_endpoints(&c.id).iter().any(|(n, _)| n.dns);
-    etc_files::apply_overrides(&etc, &c.config.net, embedded_dns)?;
+    let endpoints = engine.container_endpoints(&c.id);
+    let embedded_dns = endpoints.iter().any(|(n, _)| n.dns);
+    let host_gateway = match &netns {
+        NetNsSpec::Host => Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+        NetNsSpec::Path(_) => endpoints.first().and_then(|(n, _)| {
+            n.subnets
+                .iter()
+                .find(|s| s.gateway.is_ipv4())
+                .map(|s| s.gateway)
+        }),
+    };
+    etc_files::apply_overrides(&etc, &c.config.net, embedded_dns, host_gateway)?;
     let input = SpecInput {
         rootfs: rootfs_dir,
         args: process.args,

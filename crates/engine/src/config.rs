@@ -18,7 +18,7 @@ pub enum ConfigError {
     )]
     Restart(String),
     /// A bad `--add-host`.
-    #[error("invalid --add-host {0:?}: use NAME:IP, e.g. db:10.0.0.5")]
+    #[error("invalid --add-host {0:?}: use NAME:IP (e.g. db:10.0.0.5) or NAME:host-gateway")]
     AddHost(String),
     /// A bad `--mac-address`.
     #[error("invalid --mac-address {0:?}: use six hex octets of a unicast address, e.g. 02:42:ac:11:00:02")]
@@ -207,6 +207,31 @@ pub struct NetOptions {
     pub dns_options: Vec<String>,
     /// `--add-host NAME:IP`, as (name, address).
     pub add_hosts: Vec<(String, std::net::IpAddr)>,
+    /// `--add-host NAME:host-gateway` names: mapped to the address at which the container
+    /// reaches the host (its first network's gateway; 127.0.0.1 in host mode).
+    #[serde(default)]
+    pub host_gateway_names: Vec<String>,
+}
+
+/// Docker's special `--add-host` value meaning "the host, as this container reaches it".
+pub const HOST_GATEWAY: &str = "host-gateway";
+
+/// Splits `--add-host` values into fixed entries and `host-gateway` names.
+pub fn parse_add_hosts(
+    items: &[String],
+) -> Result<(Vec<(String, std::net::IpAddr)>, Vec<String>), ConfigError> {
+    let mut fixed = Vec::new();
+    let mut gateway = Vec::new();
+    for item in items {
+        let special = item
+            .strip_suffix(HOST_GATEWAY)
+            .and_then(|n| n.strip_suffix(':').or_else(|| n.strip_suffix('=')));
+        match special {
+            Some(name) if !name.is_empty() => gateway.push(name.to_string()),
+            _ => fixed.push(parse_add_host(item)?),
+        }
+    }
+    Ok((fixed, gateway))
 }
 
 /// Parses `--add-host NAME:IP` (IPv6 addresses may contain ':'; the name is before the first

@@ -139,11 +139,24 @@ pub fn apply_overrides(
     p: &EtcPaths,
     o: &crate::config::NetOptions,
     embedded_dns: bool,
+    host_gateway: Option<std::net::IpAddr>,
 ) -> Result<(), EngineError> {
-    if !o.add_hosts.is_empty() {
+    if !o.add_hosts.is_empty() || !o.host_gateway_names.is_empty() {
         let mut hosts = std::fs::read_to_string(&p.hosts).unwrap_or_default();
         for (name, ip) in &o.add_hosts {
             hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+        if !o.host_gateway_names.is_empty() {
+            let gw = host_gateway.ok_or_else(|| {
+                EngineError::Invalid(
+                    "--add-host NAME:host-gateway needs a network to reach the host through \
+                     (not --net none or container:)"
+                        .into(),
+                )
+            })?;
+            for name in &o.host_gateway_names {
+                hosts.push_str(&format!("{gw}\t{name}\n"));
+            }
         }
         write(&p.hosts, &hosts)?;
     }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 
 use berth_engine::attach::{read_frame, FrameKind};
-use berth_engine::config::{parse_add_host, parse_env, parse_env_file, parse_mac, NetOptions};
+use berth_engine::config::{parse_add_hosts, parse_env, parse_env_file, parse_mac, NetOptions};
 use berth_engine::create::CreateRequest;
 use berth_engine::{ContainerConfig, Engine, RestartPolicy};
 
@@ -150,6 +150,7 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
             vec![e.clone()]
         }
     });
+    let add_hosts = parse_add_hosts(&a.add_host)?;
     let mut publish = a.publish.clone();
     if a.publish_all {
         publish.push("-P".into());
@@ -185,11 +186,8 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
                 dns: a.dns.clone(),
                 dns_search: a.dns_search.clone(),
                 dns_options: a.dns_option.clone(),
-                add_hosts: a
-                    .add_host
-                    .iter()
-                    .map(|h| parse_add_host(h))
-                    .collect::<Result<_, _>>()?,
+                add_hosts: add_hosts.0,
+                host_gateway_names: add_hosts.1,
             },
         },
     })
