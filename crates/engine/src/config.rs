@@ -216,10 +216,11 @@ pub struct NetOptions {
 /// Docker's special `--add-host` value meaning "the host, as this container reaches it".
 pub const HOST_GATEWAY: &str = "host-gateway";
 
+/// `--add-host` entries: (name, address) pairs and the names mapped to `host-gateway`.
+pub type AddHosts = (Vec<(String, std::net::IpAddr)>, Vec<String>);
+
 /// Splits `--add-host` values into fixed entries and `host-gateway` names.
-pub fn parse_add_hosts(
-    items: &[String],
-) -> Result<(Vec<(String, std::net::IpAddr)>, Vec<String>), ConfigError> {
+pub fn parse_add_hosts(items: &[String]) -> Result<AddHosts, ConfigError> {
     let mut fixed = Vec::new();
     let mut gateway = Vec::new();
     for item in items {
