@@ -55,6 +55,15 @@ pub fn monitor_running(paths: &Paths, id: &str) -> bool {
     true
 }
 
+/// Takes an exclusive flock(2) on `path` (created, with its directory, if missing), waiting
+/// for other holders; released when the returned file is dropped. For the short, host-wide
+/// critical sections (`<runroot>/locks/networks`, `<runroot>/locks/host-ports`).
+pub fn exclusive(path: &Path) -> Result<File, EngineError> {
+    let file = open(path)?;
+    flock(&file, FlockOperation::LockExclusive).map_err(|e| EngineError::io(path, e.into()))?;
+    Ok(file)
+}
+
 fn open(path: &Path) -> Result<File, EngineError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;

@@ -58,16 +58,7 @@ impl Engine {
     /// against joins, connect against disconnect. Each holder keeps it for milliseconds.
     /// Not re-entrant: take it only at the entry points below, never around recovery.
     fn network_lock(&self) -> Result<std::fs::File, EngineError> {
-        let path = self.paths.runroot.join("locks").join("networks");
-        let file = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| EngineError::io(&path, e))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| EngineError::io(&path, e.into()))?;
-        Ok(file)
+        crate::lock::exclusive(&self.paths.runroot.join("locks").join("networks"))
     }
 
     /// `network create`.

@@ -93,19 +93,7 @@ impl Engine {
     /// Serialises host-mode starts from the port check until the container runs
     /// (flock(2) on `<runroot>/locks/host-ports`; released on drop).
     pub fn host_port_lock(&self) -> Result<File, EngineError> {
-        let path = self.paths.runroot.join("locks").join("host-ports");
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
-        }
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| EngineError::io(&path, e))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| EngineError::io(&path, e.into()))?;
-        Ok(file)
+        crate::lock::exclusive(&self.paths.runroot.join("locks").join("host-ports"))
     }
 
     /// [`Engine::check_host_ports`] before the container exists (`run`/`create`).
