@@ -4,8 +4,9 @@
 # iperf_client, podman_setup, mode, BENCH_*); defines:
 #   run_underlay_figures   writes into $BENCH_JSON_DIR (hyperfine JSON + .cmd, as measure does):
 #     ul-{macvlan,none}-{run,rm}   berth `run -d --net benchlan|none web sleep 1000` and its
-#                                  `rm -f`, each prepared by the other; setup = macvlan run -
-#                                  none run, teardown = macvlan rm - none rm (report.py)
+#                                  `rm -f`, each prepared by the other, in ABBA order; setup =
+#                                  macvlan run - none run, teardown = macvlan rm - none rm
+#                                  (report.py)
 #     podman-ul-{macvlan,none}     `podman run --rm --net pbenchlan|none web true` (when podman
 #                                  is installed); podman's macvlan cost = the difference
 #   and $BENCH_WORK/iperf/ul-{loopback,bridge,macvlan,hostb}.json (iperf3 -J output).
@@ -60,18 +61,44 @@ underlay_lab() {
     underlay_plug "$UL_HOSTB_NS" nicB 192.168.77.20/24
 }
 
-# Setup and teardown of one endpoint: the `run` is prepared by `rm -f` and vice versa; the
-# none figures are measured right after the macvlan ones so both see the same load.
+# Setup and teardown of one endpoint: the `run` is prepared by `rm -f` and vice versa. The two
+# networks are measured in ABBA order (macvlan, none, none, macvlan; half the runs each) and
+# each one's halves merged, so a load that drifts during the figure shifts both alike (the
+# setup is a difference of two medians of ~40 ms runs that load moves by tens of ms).
 underlay_endpoint() {
-    local net run rm
-    for net in macvlan none; do
-        run=$(berth_line run -d --net "$([ $net = none ] && echo none || echo "$UL_NET")" \
-            --name "$UL_CTR" web sleep 1000)
-        rm=$(berth_line rm -f "$UL_CTR")
-        measure_prepared "ul-$net-run" "$rm >/dev/null 2>&1 || true" "$run >/dev/null"
-        measure_prepared "ul-$net-rm" "$rm >/dev/null 2>&1 || true; $run >/dev/null" "$rm >/dev/null"
-        berth_in rm -f "$UL_CTR" >/dev/null 2>&1 || true
+    local half=$(((BENCH_RUNS + 1) / 2)) parts=$BENCH_WORK/ul-parts net
+    mkdir -p "$parts"
+    for net in macvlan none none macvlan; do
+        BENCH_RUNS=$half BENCH_JSON_DIR=$parts underlay_endpoint_pass "$net"
     done
+    for net in macvlan none; do
+        underlay_merge "ul-$net-run" "$parts"
+        underlay_merge "ul-$net-rm" "$parts"
+    done
+}
+
+# One pass of network $1 (macvlan|none): ul-$1-{run,rm}.<n>.json in BENCH_JSON_DIR.
+underlay_endpoint_pass() {
+    local net=$1 run rm n
+    run=$(berth_line run -d --net "$([ "$net" = none ] && echo none || echo "$UL_NET")" \
+        --name "$UL_CTR" web sleep 1000)
+    rm=$(berth_line rm -f "$UL_CTR")
+    n=$(find "$BENCH_JSON_DIR" -name "ul-$net-run.*.json" | wc -l)
+    measure_prepared "ul-$net-run.$n" "$rm >/dev/null 2>&1 || true" "$run >/dev/null"
+    measure_prepared "ul-$net-rm.$n" "$rm >/dev/null 2>&1 || true; $run >/dev/null" "$rm >/dev/null"
+    berth_in rm -f "$UL_CTR" >/dev/null 2>&1 || true
+}
+
+# Merges $2/$1.<n>.json into $BENCH_JSON_DIR/$1.json (times joined; median/min/max/mean anew).
+underlay_merge() {
+    local name=$1 parts=$2
+    cp "$parts/$name.0.cmd" "$BENCH_JSON_DIR/$name.cmd"
+    jq -s --arg name "$name" '(map(.results[0].times) | add) as $t | ($t | sort) as $s |
+        ($s | length) as $n |
+        {results: [{command: $name, times: $t, mean: ($t | add / $n), min: $s[0], max: $s[-1],
+            median: (if $n % 2 == 1 then $s[($n - 1) / 2]
+                     else ($s[$n / 2 - 1] + $s[$n / 2]) / 2 end),
+            merged: "two passes, ABBA order"}]}' "$parts/$name".*.json >"$BENCH_JSON_DIR/$name.json"
 }
 
 # podman's macvlan run cost: `run --rm ... true` on a netavark macvlan network on the same
