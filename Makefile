@@ -25,8 +25,11 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Benchmark 1 (bench/bench.sh): `run --rm IMAGE true` per mode vs bare runc and podman; root.
-# bench: 30 runs, installs hyperfine/time/podman if missing; bench-quick: 3 runs, installs nothing.
+# Benchmarks (bench/bench.sh, bench/README.md): `run --rm IMAGE true` per mode vs bare runc and
+# podman; bridge endpoint setup/teardown at 0/100/500 endpoints vs the CNI plugins, 1000
+# published ports, iperf3 throughput; macvlan endpoint cost and throughput. Root.
+# bench: 30 runs, installs hyperfine/time/iperf3/podman if missing; bench-quick: few runs.
+# BENCH_FIGURES=run,bridge,underlay picks figures.
 .PHONY: bench bench-quick
 bench:
 	bench/bench.sh --full
