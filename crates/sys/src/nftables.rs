@@ -167,10 +167,14 @@ pub fn batch_bytes(ops: &[SetElem], seq0: u32) -> Vec<u8> {
         &[],
     );
     for (i, e) in ops.iter().enumerate() {
+        // Only the last message asks for an acknowledgement: errors are reported for every
+        // message anyway, and a thousand acks (one per published port) would overflow the
+        // socket's receive buffer before we read them (ENOBUFS).
+        let ack = if i + 1 == ops.len() { NLM_F_ACK } else { 0 };
         let (kind, flags) = if e.add {
-            (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE)
+            (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | ack | NLM_F_CREATE)
         } else {
-            (NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK)
+            (NFT_MSG_DELSETELEM, NLM_F_REQUEST | ack)
         };
         let kind = (NFNL_SUBSYS_NFTABLES << 8) | kind;
         out.extend(message(
@@ -202,15 +206,18 @@ pub fn apply_set_elements(ops: &[SetElem]) -> Result<(), NftNetlinkError> {
         return Ok(());
     }
     let mut sock = Socket::new(NETLINK_NETFILTER).map_err(NftNetlinkError::Socket)?;
+    // Acknowledgements without the echoed request (NETLINK_CAP_ACK, netlink(7)).
+    let _ = sock.set_cap_ack(true);
     sock.bind_auto().map_err(NftNetlinkError::Socket)?;
     sock.connect(&SocketAddr::new(0, 0))
         .map_err(NftNetlinkError::Socket)?;
     let seq0 = 1;
     let bytes = batch_bytes(ops, seq0);
     sock.send(&bytes, 0).map_err(NftNetlinkError::Socket)?;
-    let mut acked = 0usize;
+    let last_seq = seq0 + ops.len() as u32;
+    let mut done = false;
     let mut buf = vec![0u8; 65536];
-    while acked < ops.len() {
+    while !done {
         let n = sock
             .recv(&mut &mut buf[..], 0)
             .map_err(NftNetlinkError::Socket)?;
@@ -241,7 +248,7 @@ pub fn apply_set_elements(ops: &[SetElem]) -> Result<(), NftNetlinkError> {
                         source: std::io::Error::from_raw_os_error(-code),
                     });
                 }
-                acked += 1;
+                done |= seq == last_seq;
             }
             off += len.next_multiple_of(4);
         }
@@ -287,5 +294,28 @@ mod tests {
             count += 1;
         }
         assert_eq!((off, count), (b.len(), 3));
+    }
+
+    #[test]
+    fn only_the_last_element_asks_for_an_ack() {
+        let e = |port: u16| SetElem {
+            add: true,
+            family: NFPROTO_INET,
+            table: "berth".into(),
+            set: "pub4_any".into(),
+            key: concat(&[&[6], &port.to_be_bytes()]),
+            data: None,
+            comment: None,
+        };
+        let b = batch_bytes(&[e(1), e(2), e(3)], 1);
+        let mut off = 0;
+        let mut flags = Vec::new();
+        while off < b.len() {
+            let len = u32::from_ne_bytes(b[off..off + 4].try_into().unwrap()) as usize;
+            flags.push(u16::from_ne_bytes([b[off + 6], b[off + 7]]) & NLM_F_ACK != 0);
+            off += len;
+        }
+        // begin, three elements, end: only the third element asks.
+        assert_eq!(flags, vec![false, false, false, true, false]);
     }
 }
