@@ -318,3 +318,43 @@ fn a_container_on_two_networks_resolves_names_of_both() {
     let out = host.exec_sh("single", "nslookup far 2>&1 || true").ok();
     assert!(!out.contains(&host.ip_on("far", "second")), "{out}");
 }
+
+#[test]
+fn a_thousand_published_ports_come_and_go_together() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    // The default network (and its rules) exists before the baseline is taken.
+    host.cli(&["run", "--rm", "web", "true"]).ok();
+    let before = host.nft_ruleset();
+    host.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "many",
+        "-e",
+        "INSTANCE=many",
+        "-p",
+        "20000-20999:20000-20999",
+        "-p",
+        "21080:80",
+        "web",
+    ])
+    .ok();
+    let ports = host.cli(&["port", "many"]).ok();
+    assert_eq!(
+        ports.lines().count(),
+        1001,
+        "{}",
+        &ports[..ports.len().min(300)]
+    );
+    assert!(
+        host.wait_published(21080, "berth demo: many"),
+        "the extra port answers"
+    );
+    let err = host
+        .cli(&["run", "-d", "--name", "clash", "-p", "20500:80", "web"])
+        .code(125);
+    assert!(err.contains("many"), "the holder is named: {err}");
+    host.cli(&["rm", "-f", "many"]).ok();
+    assert_eq!(host.nft_ruleset(), before, "every element is gone");
+}
