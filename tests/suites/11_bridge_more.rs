@@ -358,3 +358,31 @@ fn a_thousand_published_ports_come_and_go_together() {
     host.cli(&["rm", "-f", "many"]).ok();
     assert_eq!(host.nft_ruleset(), before, "every element is gone");
 }
+
+#[test]
+fn connected_networks_survive_a_restart() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "front"]).ok();
+    host.cli(&["network", "create", "back"]).ok();
+    host.cli(&[
+        "run", "-d", "--net", "front", "--name", "api", "web", "sleep", "1000",
+    ])
+    .ok();
+    host.cli(&["network", "connect", "--alias", "apib", "back", "api"])
+        .ok();
+    host.cli(&["network", "disconnect", "front", "api"]).ok();
+    host.cli(&["restart", "-t", "1", "api"]).ok();
+    let nets = host.inspect("api")["NetworkSettings"]["Networks"].clone();
+    let keys: Vec<&String> = nets.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["back"], "after restart: {nets}");
+    let routes = host.exec_sh("api", "ip route").ok();
+    assert!(
+        routes.starts_with("default via"),
+        "a default route via back: {routes}"
+    );
+    assert_eq!(
+        nets["back"]["Aliases"][0], "apib",
+        "the alias given at connect time"
+    );
+}

@@ -207,10 +207,30 @@ pub struct NetOptions {
     pub dns_options: Vec<String>,
     /// `--add-host NAME:IP`, as (name, address).
     pub add_hosts: Vec<(String, std::net::IpAddr)>,
+    /// Networks added with `network connect`, attached again at every start (Docker keeps
+    /// them the same way).
+    #[serde(default)]
+    pub connected: Vec<ConnectedNetwork>,
+    /// `network disconnect` of the `--net` network: it is not attached at the next start.
+    #[serde(default)]
+    pub primary_detached: bool,
     /// `--add-host NAME:host-gateway` names: mapped to the address at which the container
     /// reaches the host (its first network's gateway; 127.0.0.1 in host mode).
     #[serde(default)]
     pub host_gateway_names: Vec<String>,
+}
+
+/// A network joined with `network connect`, as recorded for the next starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectedNetwork {
+    /// The network's id.
+    pub network_id: String,
+    /// `--ip`.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--ip6`.
+    pub ip6: Option<std::net::Ipv6Addr>,
+    /// `--alias`.
+    pub aliases: Vec<String>,
 }
 
 /// Docker's special `--add-host` value meaning "the host, as this container reaches it".

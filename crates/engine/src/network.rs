@@ -174,7 +174,7 @@ impl Engine {
         let ereq = EndpointRequest {
             ip: req.ip,
             ip6: req.ip6,
-            aliases: req.aliases,
+            aliases: req.aliases.clone(),
             default_route: existing.is_empty(),
             ..EndpointRequest::default()
         };
@@ -182,6 +182,19 @@ impl Engine {
             .manager()
             .connect(&n, &c.id, Path::new(&c.state.sandbox_key), &ereq)?;
         crate::dns::ensure(&self.paths, &n);
+        let primary = self.primary_network_id(&c);
+        crate::state::update_config(&mut self.store, &c.id, |cfg| {
+            if primary.as_deref() == Some(n.id.as_str()) {
+                cfg.net.primary_detached = false;
+            } else if !cfg.net.connected.iter().any(|x| x.network_id == n.id) {
+                cfg.net.connected.push(crate::config::ConnectedNetwork {
+                    network_id: n.id.clone(),
+                    ip: req.ip,
+                    ip6: req.ip6,
+                    aliases: req.aliases,
+                });
+            }
+        })?;
         Ok(ep)
     }
 
@@ -208,7 +221,26 @@ impl Engine {
         let key = self.paths.sandbox_key(&c.id);
         self.manager().disconnect(&ep, &key)?;
         self.after_disconnect(&c, &n, &key);
+        let primary = self.primary_network_id(&c);
+        crate::state::update_config(&mut self.store, &c.id, |cfg| {
+            cfg.net.connected.retain(|x| x.network_id != n.id);
+            if primary.as_deref() == Some(n.id.as_str()) {
+                cfg.net.primary_detached = true;
+            }
+        })?;
         Ok(())
+    }
+
+    /// The id of the network `--net` named, if it is a network that exists.
+    fn primary_network_id(&self, c: &Container) -> Option<String> {
+        match NetworkMode::from_str(&c.config.network) {
+            Ok(NetworkMode::Network(name)) => {
+                berth_net::records::lookup_network(self.store.conn(), network_key(&name))
+                    .ok()
+                    .map(|n| n.id)
+            }
+            _ => None,
+        }
     }
 
     /// After a network left a running container: if it carried the default route, route via
@@ -337,22 +369,53 @@ impl Engine {
         };
         let requests = self.publish_requests(c)?;
         let _lock = self.network_lock()?;
-        let network = self.resolve_network(&name)?;
+        let net = &c.config.net;
+        // The `--net` network, unless `network disconnect` took it away and another remains.
+        let extras: Vec<(NetworkState, crate::config::ConnectedNetwork)> = net
+            .connected
+            .iter()
+            .filter_map(|x| {
+                let n = self.manager().lookup_ready(&x.network_id).ok()?;
+                Some((n, x.clone()))
+            })
+            .collect();
+        let (network, ip, ip6, aliases) = match extras.first() {
+            Some((n, x)) if net.primary_detached => (n.clone(), x.ip, x.ip6, x.aliases.clone()),
+            _ => (
+                self.resolve_network(&name)?,
+                net.ip,
+                net.ip6,
+                net.aliases.clone(),
+            ),
+        };
         let (mappings, reservation) =
             ports::reserve(&requests, |addr, proto| self.port_owner(addr.port(), proto))
                 .map_err(|e| EngineError::PortConflict(format!("{e}: choose another host port")))?;
-        let net = &c.config.net;
         let req = EndpointRequest {
-            ip: net.ip,
-            ip6: net.ip6,
+            ip,
+            ip6,
             mac: net.mac_address.clone(),
-            aliases: net.aliases.clone(),
+            aliases,
             ports: mappings,
             ifname: None,
             default_route: !network.internal,
         };
         let endpoint = self.manager().connect(&network, &c.id, netns, &req)?;
         crate::dns::ensure(&self.paths, &network);
+        for (n, x) in extras.iter().filter(|(n, _)| n.id != network.id) {
+            let req = EndpointRequest {
+                ip: x.ip,
+                ip6: x.ip6,
+                aliases: x.aliases.clone(),
+                ..EndpointRequest::default()
+            };
+            // A network that cannot be joined again (its range filled up meanwhile) is
+            // reported and skipped: the container still starts on its others.
+            match self.manager().connect(n, &c.id, netns, &req) {
+                Ok(_) => crate::dns::ensure(&self.paths, n),
+                Err(e) => tracing::warn!(network = %n.name, error = %e, "cannot reconnect"),
+            }
+        }
         Ok(Attached {
             network,
             endpoint,

@@ -245,6 +245,30 @@ pub fn update_state(
     })
 }
 
+/// Read-modify-write of one container's creation options (`network connect`/`disconnect`
+/// record the networks to attach at the next start).
+pub fn update_config(
+    store: &mut Store,
+    id: &str,
+    f: impl FnOnce(&mut ContainerConfig),
+) -> Result<(), EngineError> {
+    store.write(|tx| -> Result<(), EngineError> {
+        let cur: Option<String> = tx
+            .query_row("SELECT config FROM containers WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(cur) = cur else { return Ok(()) };
+        let mut config: ContainerConfig = serde_json::from_str(&cur)?;
+        f(&mut config);
+        tx.execute(
+            "UPDATE containers SET config = ?2 WHERE id = ?1",
+            params![id, serde_json::to_string(&config)?],
+        )?;
+        Ok(())
+    })
+}
+
 /// Deletes the row (endpoints and IPAM allocations go with it by foreign key cascade).
 pub fn delete(store: &mut Store, id: &str) -> Result<(), EngineError> {
     store.write(|tx| -> Result<(), EngineError> {

@@ -188,6 +188,7 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
                 dns_options: a.dns_option.clone(),
                 add_hosts: add_hosts.0,
                 host_gateway_names: add_hosts.1,
+                ..NetOptions::default()
             },
         },
     })
