@@ -76,13 +76,31 @@ fn main() -> ExitCode {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("berth: {e:#}");
+            eprintln!("berth: {}", error_text(&e));
             e.downcast_ref::<EngineError>()
                 .map(EngineError::exit_code)
                 .unwrap_or(125)
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(125))
+}
+
+/// The error and its causes, `: `-joined, skipping a cause whose text the message already
+/// carries (berth's error types quote their source in their own message, and anyhow's `{:#}`
+/// would print it a second time).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 fn run(cli: Cli) -> CmdResult {

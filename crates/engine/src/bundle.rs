@@ -2,11 +2,11 @@
 //! mounted, the network sandbox made, the etc files written and `config.json` generated from
 //! the image config and the user's options (Docker's merge rules for Entrypoint/Cmd/Env).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use berth_net::NetworkMode;
-use berth_sys::netns::NetNs;
+use berth_net::Sandbox;
 
 use crate::etc_files::{self, EtcPaths};
 use crate::rootfs::{self, LookupError};
@@ -194,13 +194,19 @@ fn network_setup(engine: &mut Engine, c: &Container, dir: &Path) -> Result<NetSe
         .hostname
         .clone()
         .unwrap_or_else(|| c.id[..12].to_string());
-    match NetworkMode::from_str(&c.config.network)? {
+    let mode = NetworkMode::from_str(&c.config.network)?;
+    // The sandbox itself (a pinned netns for none and networks) is berth-net's `Sandbox`.
+    let own_sandbox = |engine: &Engine| -> Result<PathBuf, EngineError> {
+        let sb = Sandbox::create(&engine.paths.runroot, &c.id, &mode, None)
+            .map_err(berth_net::NetError::from)?;
+        match &sb.spec().netns {
+            NetNsSpec::Path(p) => Ok(p.clone()),
+            NetNsSpec::Host => Err(EngineError::Invalid("a sandbox without a namespace".into())),
+        }
+    };
+    match &mode {
         NetworkMode::None => {
-            let key = engine.paths.sandbox_key(&c.id);
-            if let Some(parent) = key.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, e))?;
-            }
-            NetNs::create(&key)?;
+            let key = own_sandbox(engine)?;
             let etc = etc_files::write_isolated(dir, &own_hostname)?;
             let key_s = key.display().to_string();
             Ok((NetNsSpec::Path(key), etc, own_hostname, key_s, None))
@@ -215,7 +221,7 @@ fn network_setup(engine: &mut Engine, c: &Container, dir: &Path) -> Result<NetSe
             Ok((NetNsSpec::Host, etc, hostname, String::new(), None))
         }
         NetworkMode::Container(target) => {
-            let t = engine.container(&target)?;
+            let t = engine.container(target)?;
             if t.state.status != Status::Running {
                 return Err(EngineError::Invalid(format!(
                     "cannot join the network of container {}: it is not running",
@@ -234,11 +240,7 @@ fn network_setup(engine: &mut Engine, c: &Container, dir: &Path) -> Result<NetSe
             Ok((netns, etc, hostname, String::new(), None))
         }
         NetworkMode::Network(_) => {
-            let key = engine.paths.sandbox_key(&c.id);
-            if let Some(parent) = key.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, e))?;
-            }
-            NetNs::create(&key)?;
+            let key = own_sandbox(engine)?;
             let att = engine.attach_networks(c, &key)?;
             let etc = etc_files::write_networked(dir, &own_hostname, &att.network, &att.endpoint)?;
             let key_s = key.display().to_string();

@@ -52,7 +52,7 @@ impl Paths {
     }
     /// The network sandbox bind mount, `<runroot>/netns/<id>`.
     pub fn sandbox_key(&self, id: &str) -> PathBuf {
-        self.runroot.join("netns").join(id)
+        berth_net::Sandbox::netns_path(&self.runroot, id)
     }
     /// Whether `p` is inside one of the roots (for leak checks).
     pub fn owns(&self, p: &Path) -> bool {

@@ -1,8 +1,6 @@
 //! `rm`: stop if asked (`-f`), release what the container held in the kernel, delete its
 //! files and record. Teardown is best effort and collects every failure.
 
-use berth_sys::netns::NetNs;
-
 use crate::state::{self, Status};
 use crate::{Engine, EngineError};
 
@@ -73,8 +71,8 @@ pub fn release_resources(engine: &mut Engine, id: &str) -> Vec<EngineError> {
     errors.extend(engine.detach_networks(id));
     let key = engine.paths.sandbox_key(id);
     if key.exists() {
-        if let Err(e) = NetNs::remove(&key) {
-            errors.push(e.into());
+        if let Err(e) = berth_net::Sandbox::remove(&engine.paths.runroot, id) {
+            errors.push(berth_net::NetError::from(e).into());
         }
     }
     if let Err(e) = crate::rootfs::unmount(&engine.paths.rootfs(id)) {

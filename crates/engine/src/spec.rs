@@ -51,15 +51,9 @@ pub const MAX_NOFILE: u64 = 1_048_576;
 /// OCI runtime-spec version written into `ociVersion`.
 pub const OCI_VERSION: &str = "1.0.2";
 
-/// The network namespace of the container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetNsSpec {
-    /// No network namespace entry: the container shares the namespace the OCI runtime runs in
-    /// (`--net=host`).
-    Host,
-    /// Join the namespace bind-mounted at this path (a berth sandbox, e.g. `/run/netns/x`).
-    Path(PathBuf),
-}
+/// The network namespace of the container: berth-net's sandbox spec (`Host` omits the
+/// `network` entry from `linux.namespaces`; `Path` joins the pinned namespace).
+pub use berth_net::NetNsSpec;
 
 /// Host files bind-mounted (read-write, `rbind,rprivate`) over the container's `/etc` files.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -247,6 +247,15 @@ impl<'a> Manager<'a> {
         for s in req.subnets.iter().filter_map(|s| s.subnet) {
             check_usable_subnet(s)?;
         }
+        // Only a bridge berth makes is berth's to delete (on a failed create and on `network
+        // rm`): an interface that already exists is never adopted — except `berth0`, the
+        // default network's own device, which outlives a lost state database.
+        if dns && berth_sys::link::link_index(bridge.as_str()).is_ok() {
+            return Err(ManagerError::Invalid(format!(
+                "interface {bridge} already exists on this host: choose another \
+                 com.docker.network.bridge.name (berth only manages bridges it creates)"
+            )));
+        }
         let others = self.list()?;
         if let Some(o) = others.iter().find(|o| o.bridge == bridge) {
             return Err(ManagerError::Invalid(format!(

@@ -172,7 +172,7 @@ pub fn rmi(mut engine: Engine, a: RmiArgs) -> CmdResult {
         match remove_one(&mut engine, name, a.force) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
-                eprintln!("berth: {e:#}");
+                eprintln!("berth: {}", crate::error_text(&e));
                 code = 1;
             }
         }
