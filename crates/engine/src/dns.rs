@@ -30,14 +30,11 @@ pub fn running_pid(paths: &Paths) -> Option<i32> {
 }
 
 /// Makes sure a server runs when `network` has embedded DNS (starting one, detached, if none
-/// does), and tells a running one to pick up new networks. Best effort: name resolution is a
-/// service of the network, not a condition for starting a container.
+/// does). A running server already listens on every DNS network: `network create`/`rm` send
+/// it [`reload`], so container starts need not. Best effort: name resolution is a service of
+/// the network, not a condition for starting a container.
 pub fn ensure(paths: &Paths, network: &NetworkState) {
-    if !network.dns {
-        return;
-    }
-    if running_pid(paths).is_some() {
-        reload(paths);
+    if !network.dns || running_pid(paths).is_some() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
