@@ -413,7 +413,15 @@ impl<'a> Manager<'a> {
         id: &str,
         req: &EndpointRequest,
     ) -> Result<EndpointState, ManagerError> {
-        let index = records::endpoints_of_container(self.store.conn(), container_id)?.len();
+        // The lowest ethN no endpoint of the container uses (after a disconnect, the count of
+        // endpoints could name an interface that still exists).
+        let taken: Vec<String> = records::endpoints_of_container(self.store.conn(), container_id)?
+            .into_iter()
+            .map(|e| e.ifname.to_string())
+            .collect();
+        let index = (0..)
+            .find(|i| !taken.contains(&format!("eth{i}")))
+            .expect("a free index");
         let mut ep = EndpointState {
             id: id.to_string(),
             network_id: network.id.clone(),
