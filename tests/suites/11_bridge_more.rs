@@ -385,4 +385,8 @@ fn connected_networks_survive_a_restart() {
         nets["back"]["Aliases"][0], "apib",
         "the alias given at connect time"
     );
+    // Reconnecting the first network takes a free interface name, not a taken one.
+    host.cli(&["network", "connect", "front", "api"]).ok();
+    let links = host.exec_sh("api", "ip -o link").ok();
+    assert!(links.contains("eth0") && links.contains("eth1"), "{links}");
 }
