@@ -3,7 +3,8 @@
 # `make test` works on a fresh machine. Runs apt-get only if something is missing.
 set -euo pipefail
 pkgs=(runc crun busybox-static umoci skopeo iproute2 nftables iputils-ping curl jq tmux
-      util-linux python3 protobuf-compiler libprotobuf-dev)
+      util-linux python3 protobuf-compiler libprotobuf-dev
+      docker-registry apache2-utils openssl python3-jwt python3-cryptography)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
