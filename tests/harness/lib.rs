@@ -16,6 +16,7 @@ mod leaks;
 mod listen;
 mod malicious;
 mod netns;
+mod registry;
 mod sandbox;
 mod teardown;
 mod underlay;
@@ -28,6 +29,10 @@ pub use fixtures::{fixture_images, Fixtures};
 pub use listen::{shell_quote, Proto};
 pub use malicious::{escaping_archive, Escape};
 pub use netns::Netns;
+pub use registry::{
+    basic_auth_field, registry_fixtures, sha256_digest, ClientConfig, FakeOptions, FakeRegistry,
+    Registry, RegistryAuth, RegistryFixtures, PASSWORD, USER,
+};
 pub use sandbox::{berth_binary, parse_addrs, SandboxHost};
 pub use underlay::{kernel_has_link_kind, Lab};
 pub use wait::wait_until;
