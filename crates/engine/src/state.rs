@@ -277,6 +277,16 @@ pub fn delete(store: &mut Store, id: &str) -> Result<(), EngineError> {
     })
 }
 
+/// The image ids (`sha256:<hex>`) of every container, distinct: the images `image prune`
+/// must keep.
+///
+/// Errors: [`EngineError`] for database failures.
+pub fn image_ids_in_use(conn: &rusqlite::Connection) -> Result<Vec<String>, EngineError> {
+    let mut stmt = conn.prepare("SELECT DISTINCT image_id FROM containers")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Ids of the containers using an image (for `rmi`).
 pub fn using_image(
     conn: &rusqlite::Connection,

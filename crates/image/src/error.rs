@@ -51,8 +51,11 @@ pub enum ImageError {
         /// What the content hashes to.
         actual: String,
     },
+    /// Talking to a registry failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// No image matches a name or id.
-    #[error("no such image: {0}; see `berth images` (berth cannot pull from a registry yet: bring the image in with `berth load -i FILE` or `berth import`)")]
+    #[error("no such image: {0}; see `berth images`, or `berth pull` it")]
     NotFound(String),
     /// An id prefix matches several images.
     #[error("image id prefix {prefix:?} is ambiguous ({count} images); give more characters")]

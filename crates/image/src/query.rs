@@ -29,9 +29,12 @@ pub struct ImageSummary {
 }
 
 /// The stored row of one image.
-struct ImageRow {
-    config: String,
-    layers: String,
+/// A row of the `images` table.
+pub(crate) struct ImageRow {
+    /// The config JSON exactly as shipped.
+    pub(crate) config: String,
+    /// JSON array of diff_ids, base first.
+    pub(crate) layers: String,
     size: u64,
     created: String,
 }
@@ -105,6 +108,23 @@ impl ImageStore {
             if let Some(id) = id {
                 return Ok(Digest::parse(&id)?);
             }
+            if let Some(digest) = reference.digest() {
+                let name = format!(
+                    "{}/{}@{digest}",
+                    reference.registry(),
+                    reference.repository()
+                );
+                let id: Option<String> = conn
+                    .query_row(
+                        "SELECT image_id FROM repo_digests WHERE name = ?1",
+                        [name],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(id) = id {
+                    return Ok(Digest::parse(&id)?);
+                }
+            }
         }
         let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
         let is_prefix = hex.len() >= MIN_ID_PREFIX
@@ -137,7 +157,7 @@ impl ImageStore {
         Ok(found.is_some())
     }
 
-    fn row(&self, db: &Store, id: &Digest) -> Result<ImageRow, ImageError> {
+    pub(crate) fn row(&self, db: &Store, id: &Digest) -> Result<ImageRow, ImageError> {
         db.conn()
             .query_row(
                 "SELECT config, layers, size, created FROM images WHERE id = ?1",
@@ -196,13 +216,26 @@ impl ImageStore {
             .iter()
             .map(ToString::to_string)
             .collect();
-        Ok(ImageInspect::new(
-            id.to_string(),
-            tags,
-            row.created,
-            row.size,
-            &config,
-        ))
+        let mut inspect = ImageInspect::new(id.to_string(), tags, row.created, row.size, &config);
+        inspect.repo_digests = self.repo_digests_of(db, &id)?;
+        Ok(inspect)
+    }
+
+    /// The repository digests (`repo@sha256:<manifest digest>`, familiar form) of image
+    /// `id`: where it was pulled from.
+    ///
+    /// Errors: [`ImageError::Sql`].
+    pub fn repo_digests_of(&self, db: &Store, id: &Digest) -> Result<Vec<String>, ImageError> {
+        let mut stmt = db
+            .conn()
+            .prepare("SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name")?;
+        let names = stmt
+            .query_map([id.as_str()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(names
+            .iter()
+            .map(|n| Reference::parse(n).map_or_else(|_| n.clone(), |r| r.to_string()))
+            .collect())
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::fs;
 
-use berth_store::rusqlite::Transaction;
+use berth_store::rusqlite::{OptionalExtension, Transaction};
 use berth_store::Store;
 
 use crate::digest::Digest;
@@ -81,7 +81,11 @@ impl ImageStore {
         if delete {
             self.remove_files(&id, &orphans);
             actions.push(RemoveAction::Deleted(id));
-            actions.extend(orphans.into_iter().map(RemoveAction::Deleted));
+            actions.extend(
+                orphans
+                    .into_iter()
+                    .map(|o| RemoveAction::Deleted(o.diff_id)),
+            );
         }
         Ok(actions)
     }
@@ -89,12 +93,18 @@ impl ImageStore {
     /// Best-effort removal after the rows are gone: a leftover file is garbage, never a
     /// dangling reference. Layers are renamed aside first so a half-deleted tree is never
     /// visible under its diff_id.
-    fn remove_files(&self, id: &Digest, orphan_layers: &[Digest]) {
+    fn remove_files(&self, id: &Digest, orphan_layers: &[OrphanLayer]) {
         let blob = self.blobs_dir().join(id.hex());
         if let Err(e) = fs::remove_file(&blob) {
             tracing::warn!(path = %blob.display(), error = %e, "cannot remove image config blob");
         }
-        for diff_id in orphan_layers {
+        for OrphanLayer { diff_id, blob } in orphan_layers {
+            if let Some(blob) = blob {
+                let path = self.blob_path(blob);
+                if let Err(e) = fs::remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove layer blob");
+                }
+            }
             let dir = self.layer_dir(diff_id);
             let aside = self.layers_dir().join(format!(".del-{}", diff_id.hex()));
             let res = fs::rename(&dir, &aside).and_then(|()| fs::remove_dir_all(&aside));
@@ -105,9 +115,15 @@ impl ImageStore {
     }
 }
 
+/// A layer no image uses any more: its directory and blob go.
+struct OrphanLayer {
+    diff_id: Digest,
+    blob: Option<Digest>,
+}
+
 /// Deletes the image row and the rows of its layers no remaining image uses; returns those
-/// layers' diff_ids.
-fn delete_image(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<Digest>, ImageError> {
+/// layers.
+fn delete_image(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<OrphanLayer>, ImageError> {
     let raw: String = tx.query_row(
         "SELECT layers FROM images WHERE id = ?1",
         [id.as_str()],
@@ -124,11 +140,22 @@ fn delete_image(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<Digest>, ImageE
     for (other, raw) in rows {
         in_use.extend(parse_layers(&Digest::parse(&other)?, &raw)?);
     }
-    let mut orphans = Vec::new();
+    let mut orphans: Vec<OrphanLayer> = Vec::new();
     for diff_id in layers {
-        if !in_use.contains(&diff_id) && !orphans.contains(&diff_id) {
+        if !in_use.contains(&diff_id) && !orphans.iter().any(|o| o.diff_id == diff_id) {
+            let blob: Option<String> = tx
+                .query_row(
+                    "SELECT blob FROM layers WHERE diff_id = ?1",
+                    [diff_id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
             tx.execute("DELETE FROM layers WHERE diff_id = ?1", [diff_id.as_str()])?;
-            orphans.push(diff_id);
+            orphans.push(OrphanLayer {
+                diff_id,
+                blob: blob.map(|b| Digest::parse(&b)).transpose()?,
+            });
         }
     }
     Ok(orphans)

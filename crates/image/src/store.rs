@@ -90,17 +90,28 @@ impl ImageStore {
         Ok(file)
     }
 
-    /// Removes what loads killed mid-way left behind. Called with the lock held, so any
-    /// `layers/.tmp-*` (unpacking) or `layers/.del-*` (removal) belongs to a dead process;
-    /// `tmp/.load-<pid>-*` staging dirs are made before the lock and are removed only when
-    /// their pid is gone. Best effort: a failure leaves the entry for next time.
+    /// Removes what loads and pulls killed mid-way left behind. Called with the lock held, so
+    /// any `layers/.del-*` (removal) belongs to a dead process; `layers/.tmp-<pid>-*`
+    /// (unpacking: pulls unpack before they take the lock), `blobs/sha256/.pull-<pid>-*`
+    /// (downloading) and `tmp/.load-<pid>-*` (staging) are removed only when their pid is gone. Best effort: a failure leaves the entry for next time.
     fn sweep_leftovers(&self) {
         let entries = |d: PathBuf| fs::read_dir(d).into_iter().flatten().flatten();
         for e in entries(self.layers_dir()) {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with(".tmp-") || name.starts_with(".del-") {
+            let dead_tmp = name
+                .strip_prefix(".tmp-")
+                .is_some_and(|rest| !pid_alive(rest));
+            if dead_tmp || name.starts_with(".del-") {
                 let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        for e in entries(self.blobs_dir()) {
+            let name = e.file_name();
+            if let Some(rest) = name.to_string_lossy().strip_prefix(".pull-") {
+                if !pid_alive(rest) {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
         for e in entries(self.tmp_dir()) {
@@ -144,8 +155,7 @@ impl ImageStore {
         for image in images {
             let mut layer_rows = Vec::new();
             for layer in &image.layers {
-                let size = self.ensure_layer(layer, &mut rollback)?;
-                layer_rows.push((layer.diff_id.clone(), size));
+                layer_rows.push(self.ensure_layer(layer, &mut rollback)?);
             }
             self.write_blob(&image.id, image.config_raw.as_bytes(), &mut rollback)?;
             rows.push((image, layer_rows));
@@ -160,23 +170,51 @@ impl ImageStore {
     }
 
     /// Makes sure the layer is unpacked under `layers/<hex>`, verifying its diff_id either
-    /// way. Returns its size (regular-file bytes).
+    /// way, and keeps its blob (as it came, compressed or not) under `blobs/sha256/` so that
+    /// `save` can write it back. Returns the layer row: diff_id, size (regular-file bytes) and
+    /// the blob's digest.
     fn ensure_layer(
         &self,
         layer: &PendingLayer,
         rollback: &mut Rollback,
-    ) -> Result<u64, ImageError> {
+    ) -> Result<LayerRow, ImageError> {
         let dest = self.layer_dir(&layer.diff_id);
         let blob = File::open(&layer.blob).map_err(io_err("open layer blob", &layer.blob))?;
-        let (tar, _) = decompress(blob).map_err(io_err("read layer blob", &layer.blob))?;
+        let mut blob_hashing = HashingReader::new(blob);
+        let (tar, _) =
+            decompress(&mut blob_hashing).map_err(io_err("read layer blob", &layer.blob))?;
         let mut hashing = HashingReader::new(tar);
-        if dest.exists() {
+        let size = if dest.exists() {
             let size = scan_size(&mut hashing).map_err(io_err("read layer blob", &layer.blob))?;
             check_diff_id(hashing, &layer.diff_id, &layer.blob)?;
-            return Ok(size);
-        }
+            size
+        } else {
+            let tmp = self.layer_tmp_dir()?;
+            let stats = unpack_layer(&mut hashing, tmp.path())?;
+            check_diff_id(hashing, &layer.diff_id, &layer.blob)?;
+            fs::rename(tmp.path(), &dest).map_err(io_err("rename layer into", &dest))?;
+            rollback.push(dest);
+            stats.size
+        };
+        // The tar reader may stop at the end-of-archive blocks: hash the rest of the blob.
+        std::io::copy(&mut blob_hashing, &mut std::io::sink())
+            .map_err(io_err("read layer blob", &layer.blob))?;
+        let (blob_digest, _) = blob_hashing
+            .finish()
+            .map_err(io_err("read layer blob", &layer.blob))?;
+        self.link_blob(&layer.blob, &blob_digest, rollback)?;
+        Ok(LayerRow {
+            diff_id: layer.diff_id.clone(),
+            size,
+            blob: Some(blob_digest),
+        })
+    }
+
+    /// A fresh `layers/.tmp-<pid>-*` directory (mode 0755) to unpack into; the pid lets
+    /// [`ImageStore::sweep_leftovers`] tell a live unpack from a dead one.
+    pub(crate) fn layer_tmp_dir(&self) -> Result<tempfile::TempDir, ImageError> {
         let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
+            .prefix(&format!(".tmp-{}-", std::process::id()))
             .tempdir_in(self.layers_dir())
             .map_err(io_err("create temp layer in", self.layers_dir()))?;
         fs::set_permissions(
@@ -184,15 +222,35 @@ impl ImageStore {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .map_err(io_err("chmod", tmp.path()))?;
-        let stats = unpack_layer(&mut hashing, tmp.path())?;
-        check_diff_id(hashing, &layer.diff_id, &layer.blob)?;
-        fs::rename(tmp.path(), &dest).map_err(io_err("rename layer into", &dest))?;
-        rollback.push(dest);
-        Ok(stats.size)
+        Ok(tmp)
+    }
+
+    /// Hard-links (or copies, across filesystems) `src` to `blobs/sha256/<hex>` unless a blob
+    /// of that digest is already stored.
+    fn link_blob(
+        &self,
+        src: &Path,
+        digest: &Digest,
+        rollback: &mut Rollback,
+    ) -> Result<(), ImageError> {
+        let path = self.blob_path(digest);
+        if path.exists() {
+            return Ok(());
+        }
+        if fs::hard_link(src, &path).is_err() {
+            fs::copy(src, &path).map_err(io_err("store blob", &path))?;
+        }
+        rollback.push(path);
+        Ok(())
+    }
+
+    /// `blobs/sha256/<hex of digest>`.
+    pub(crate) fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
     }
 
     /// Stores `bytes` as `blobs/sha256/<hex of digest>` (atomically, if not already there).
-    fn write_blob(
+    pub(crate) fn write_blob(
         &self,
         digest: &Digest,
         bytes: &[u8],
@@ -213,6 +271,15 @@ impl ImageStore {
         rollback.push(path);
         Ok(())
     }
+}
+
+/// Whether the pid that starts `rest` (`<pid>-<random>`) is a live process; leftovers whose
+/// name carries no pid are treated as dead.
+fn pid_alive(rest: &str) -> bool {
+    rest.split('-')
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Sums the regular-file sizes of a tar without unpacking it, reading it to the end.
@@ -243,19 +310,36 @@ fn check_diff_id(
     Ok(())
 }
 
-fn insert_image(
+/// One row of the `layers` table.
+#[derive(Clone, Debug)]
+pub(crate) struct LayerRow {
+    /// sha256 of the uncompressed tar.
+    pub(crate) diff_id: Digest,
+    /// Regular-file bytes.
+    pub(crate) size: u64,
+    /// The stored blob the layer came from, if known.
+    pub(crate) blob: Option<Digest>,
+}
+
+pub(crate) fn insert_image(
     tx: &Transaction<'_>,
     image: &PendingImage,
-    layers: &[(Digest, u64)],
+    layers: &[LayerRow],
 ) -> Result<LoadedImage, ImageError> {
-    for (diff_id, size) in layers {
+    for layer in layers {
+        // A layer first stored without its blob (schema 1) learns it now.
         tx.execute(
-            "INSERT OR IGNORE INTO layers(diff_id, size) VALUES (?1, ?2)",
-            params![diff_id.as_str(), i64::try_from(*size).unwrap_or(i64::MAX)],
+            "INSERT INTO layers(diff_id, size, blob) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(diff_id) DO UPDATE SET blob = coalesce(layers.blob, excluded.blob)",
+            params![
+                layer.diff_id.as_str(),
+                i64::try_from(layer.size).unwrap_or(i64::MAX),
+                layer.blob.as_ref().map(Digest::as_str)
+            ],
         )?;
     }
-    let diff_ids: Vec<&str> = layers.iter().map(|(d, _)| d.as_str()).collect();
-    let total: u64 = layers.iter().map(|(_, s)| s).sum();
+    let diff_ids: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
+    let total: u64 = layers.iter().map(|l| l.size).sum();
     let created =
         image.config.created().clone().unwrap_or_else(|| {
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

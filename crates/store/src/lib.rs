@@ -39,7 +39,18 @@ pub enum StoreError {
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 64;
 
 /// Schema version written to `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Upgrades from schema 1: layers remember the blob (compressed tar) they came from, so
+/// `save` can write it back and `pull` can skip layers it already has; pulled images record
+/// their repository digests (`repo@sha256:<manifest digest>`).
+const MIGRATE_1_TO_2: &str = r#"
+ALTER TABLE layers ADD COLUMN blob TEXT;
+CREATE TABLE IF NOT EXISTS repo_digests (
+    name     TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+"#;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS images (
@@ -55,7 +66,12 @@ CREATE TABLE IF NOT EXISTS image_tags (
 );
 CREATE TABLE IF NOT EXISTS layers (
     diff_id  TEXT PRIMARY KEY,          -- "sha256:<hex>" of the uncompressed tar
-    size     INTEGER NOT NULL
+    size     INTEGER NOT NULL,
+    blob     TEXT                       -- "sha256:<hex>" of the stored blob (as pulled/loaded)
+);
+CREATE TABLE IF NOT EXISTS repo_digests (
+    name     TEXT PRIMARY KEY,          -- normalised "repo@sha256:<manifest digest>"
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
 );
 CREATE TABLE IF NOT EXISTS containers (
     id       TEXT PRIMARY KEY,          -- 64 hex characters
@@ -125,6 +141,9 @@ impl Store {
             let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if version < SCHEMA_VERSION {
                 let tx = conn.unchecked_transaction()?;
+                if version == 1 {
+                    tx.execute_batch(MIGRATE_1_TO_2)?;
+                }
                 tx.execute_batch(SCHEMA)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 tx.commit()?;

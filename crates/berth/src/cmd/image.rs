@@ -53,6 +53,37 @@ pub struct RmiArgs {
     images: Vec<String>,
 }
 
+/// Flags of `tag`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image (name or id).
+    source: String,
+    /// The new name, NAME[:TAG].
+    target: String,
+}
+
+/// Flags of `save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long)]
+    output: Option<std::path::PathBuf>,
+    /// Images (names or ids).
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+/// Flags of `image prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove every image no container uses, not only dangling ones.
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    force: bool,
+}
+
 /// `image` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
@@ -70,6 +101,14 @@ pub enum ImageCommand {
     Load(LoadArgs),
     /// Import a rootfs tarball.
     Import(ImportArgs),
+    /// Download an image from a registry.
+    Pull(crate::cmd::pull::PullArgs),
+    /// Give an image another name.
+    Tag(TagArgs),
+    /// Write images to a docker-archive.
+    Save(SaveArgs),
+    /// Remove unused images.
+    Prune(PruneArgs),
 }
 
 fn open_input(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Read>> {
@@ -216,5 +255,71 @@ pub fn image(engine: Engine, c: ImageCommand) -> CmdResult {
         ImageCommand::Rm(a) => rmi(engine, a),
         ImageCommand::Load(a) => load(engine, a),
         ImageCommand::Import(a) => import(engine, a),
+        ImageCommand::Pull(a) => crate::cmd::pull::pull(engine, a),
+        ImageCommand::Tag(a) => tag(engine, a),
+        ImageCommand::Save(a) => save(engine, a),
+        ImageCommand::Prune(a) => prune(engine, a),
     }
+}
+
+pub fn tag(mut engine: Engine, a: TagArgs) -> CmdResult {
+    let target = Reference::parse(&a.target)?;
+    engine.images.tag(&mut engine.store, &a.source, &target)?;
+    Ok(0)
+}
+
+pub fn save(engine: Engine, a: SaveArgs) -> CmdResult {
+    match &a.output {
+        Some(path) => {
+            // Write beside the target and rename: a failed save leaves no truncated archive.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let tmp = tempfile::Builder::new()
+                .prefix(".berth-save-")
+                .tempfile_in(dir)
+                .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+            let writer = std::io::BufWriter::new(tmp.as_file());
+            engine.images.save(&engine.store, &a.images, writer)?;
+            tmp.persist(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                anyhow::bail!(
+                    "refusing to write an archive to a terminal; use -o FILE or redirect stdout"
+                );
+            }
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            engine.images.save(&engine.store, &a.images, out)?;
+        }
+    }
+    Ok(0)
+}
+
+pub fn prune(mut engine: Engine, a: PruneArgs) -> CmdResult {
+    if !a.force && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!(
+            "This removes all {} images. Continue? [y/N] ",
+            if a.all { "unused" } else { "dangling" }
+        );
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if !line.trim().eq_ignore_ascii_case("y") {
+            return Ok(0);
+        }
+    }
+    let in_use = berth_engine::state::image_ids_in_use(engine.store.conn())?
+        .iter()
+        .filter_map(|id| berth_image::Digest::parse(id).ok())
+        .collect();
+    let actions = engine.images.prune(&mut engine.store, a.all, &in_use)?;
+    if !actions.is_empty() {
+        println!("Deleted Images:");
+    }
+    for action in &actions {
+        println!("{action}");
+    }
+    Ok(0)
 }

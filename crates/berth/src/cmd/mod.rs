@@ -5,11 +5,13 @@ mod exec;
 mod image;
 mod inspect;
 mod lifecycle;
+mod login;
 mod logs;
 mod monitor;
 mod network;
 mod port;
 mod ps;
+mod pull;
 mod run;
 
 use clap::Subcommand;
@@ -51,6 +53,16 @@ pub enum Command {
     Import(image::ImportArgs),
     /// List images.
     Images(image::ImagesArgs),
+    /// Download an image from a registry.
+    Pull(pull::PullArgs),
+    /// Give an image another name (SOURCE TARGET).
+    Tag(image::TagArgs),
+    /// Write images to a docker-archive.
+    Save(image::SaveArgs),
+    /// Store credentials for a registry.
+    Login(login::LoginArgs),
+    /// Remove stored credentials for a registry.
+    Logout(login::LogoutArgs),
     /// Remove images.
     Rmi(image::RmiArgs),
     /// Manage images.
@@ -85,6 +97,11 @@ pub fn dispatch(engine: Engine, command: Command) -> CmdResult {
         Command::Load(a) => image::load(engine, a),
         Command::Import(a) => image::import(engine, a),
         Command::Images(a) => image::images(engine, a),
+        Command::Pull(a) => pull::pull(engine, a),
+        Command::Tag(a) => image::tag(engine, a),
+        Command::Save(a) => image::save(engine, a),
+        Command::Login(a) => login::login(a),
+        Command::Logout(a) => login::logout(a),
         Command::Rmi(a) => image::rmi(engine, a),
         Command::Image(c) => image::image(engine, c),
         Command::Network(c) => network::network(engine, c),

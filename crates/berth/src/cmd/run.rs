@@ -109,6 +109,11 @@ pub struct RunArgs {
     /// Add a line to /etc/hosts (NAME:IP).
     #[arg(long)]
     add_host: Vec<String>,
+    /// Pull the image: always, missing (default: only if it is not present), never.
+    #[arg(long, value_enum, default_value = "missing")]
+    pull: crate::cmd::pull::PullPolicy,
+    #[command(flatten)]
+    registry: crate::cmd::pull::RegistryFlags,
     /// Image name or id.
     image: String,
     /// Command and arguments.
@@ -196,6 +201,7 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
 
 pub fn create(mut engine: Engine, a: RunArgs) -> CmdResult {
     let req = request(&a)?;
+    crate::cmd::pull::ensure_image(&mut engine, &a.image, a.pull, &a.registry)?;
     let c = engine.create(req)?;
     println!("{}", c.id);
     Ok(0)
@@ -203,6 +209,7 @@ pub fn create(mut engine: Engine, a: RunArgs) -> CmdResult {
 
 pub fn run(mut engine: Engine, a: RunArgs) -> CmdResult {
     let req = request(&a)?;
+    crate::cmd::pull::ensure_image(&mut engine, &a.image, a.pull, &a.registry)?;
     let c = engine.create(req)?;
     if a.detach {
         match engine.start(&c.id, false) {
