@@ -160,7 +160,10 @@ impl ImageStore {
     ) -> Result<FetchedImage, ImageError> {
         let session = Session::connect(reference, &opts.registry).await?;
         let (manifest, manifest_digest) = resolve_manifest(&session, &opts.platform).await?;
-        let (config_raw, config) = fetch_config(&session, &manifest).await?;
+        let (config_raw, config) = match self.stored_config(db, &manifest) {
+            Some(stored) => stored,
+            None => fetch_config(&session, &manifest).await?,
+        };
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers.len() {
             return Err(RegistryError::LayerCount {
@@ -193,6 +196,19 @@ impl ImageStore {
             manifest_digest,
             layers,
         })
+    }
+
+    /// The config of `manifest` if the store has that image already (a re-pull fetches no
+    /// blob at all, like Docker's).
+    fn stored_config(
+        &self,
+        db: &Store,
+        manifest: &RawManifest,
+    ) -> Option<(String, ImageConfiguration)> {
+        let id = Digest::parse(&manifest.config.as_ref()?.digest).ok()?;
+        let row = self.row(db, &id).ok()?;
+        let config = crate::archive::parse_image_config(&row.config).ok()?;
+        Some((row.config, config))
     }
 
     /// One layer: skipped if the store has it unpacked, else fetched.
