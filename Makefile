@@ -26,11 +26,13 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks (bench/bench.sh, bench/README.md): `run --rm IMAGE true` per mode vs bare runc and
-# podman; bridge endpoint setup/teardown at 0/100/500 endpoints vs the CNI plugins, 1000
-# published ports, iperf3 throughput; macvlan endpoint cost and throughput. Root.
-# bench: 30 runs, installs hyperfine/time/iperf3/podman if missing; bench-quick: few runs.
-# BENCH_FIGURES=run,bridge,underlay picks figures.
+# Benchmarks (bench/bench.sh, bench/README.md), berth beside Docker, podman/netavark, the CNI
+# plugins and bare runc: `run --rm` per mode; bridge endpoint setup/teardown at 0/100/500/1000
+# endpoints; 1-1000 published ports; 50 concurrent starts; iperf3 and sockperf data path;
+# macvlan; memory. Writes bench/results/DATE.md and PNG plots. Root.
+# bench: full runs, installs its tools and peers (~25 min); bench-quick: few runs, installs
+# nothing, skips absent peers (~3 min; .ci/run runs it). BENCH_FIGURES=run,ports,... picks
+# modules; BERTH_BIN=PATH times another binary.
 .PHONY: bench bench-quick
 bench:
 	bench/bench.sh --full

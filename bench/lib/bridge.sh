@@ -1,21 +1,24 @@
 # shellcheck shell=bash
-# The bridge-networking figures of issue 3. Sourced by bench/bench.sh after the sandbox exists
-# and figures.sh is sourced (needs berth_in, berth_bin, mode, BENCH_*); defines:
-#   run_bridge_figures   writes into $BENCH_JSON_DIR (hyperfine JSON + .cmd, as measure does):
+# Figure module `bridge` (issues 3 and 6, figure 2). Sourced by bench/bench.sh (needs
+# berth_in, berth_line from lib/common.sh, mode, BENCH_*); defines:
+#   bridge_figures       writes into $BENCH_JSON_DIR (hyperfine JSON + .cmd, as measure does):
 #     ep-<N>-{bridge,none}-{run,rm}   berth `run -d` / `rm -f` with N idle containers already on
 #                                     the network (bridge: --net benchnet -p 18080:80; none:
 #                                     --net none); setup = bridge run - none run, teardown =
 #                                     bridge rm - none rm (report.py does the arithmetic)
 #     cni-<N>-{add,del}               the CNI bridge + portmap plugins called directly, with N
 #                                     endpoints already on the CNI bridge (lib/cni_endpoint.sh)
-#     ports1000                       `run -d -p 20000-20999:20000-20999`
+#     nv-<N>-{add,del}                netavark setup/teardown called directly, N endpoints
+#                                     already on its bridge (lib/netavark_endpoint.sh)
 #   and $BENCH_WORK/iperf/{loopback,c2c,published}.json (iperf3 -J output).
-# BENCH_ENDPOINTS overrides the endpoint counts (default "0 100 500" full, "0 100" quick).
+# BENCH_ENDPOINTS overrides the endpoint counts (default "0 100 500 1000" full, "0 20" quick).
+# The peers (CNI, netavark) take BENCH_PEER_RUNS runs per level.
 # Cleanup (a hook): every container, the network, and the `berth dns` server this run caused.
 
 BRIDGE_NET=benchnet
 BRIDGE_FILLED=0
 CNI_FILLED=0
+NV_FILLED=0
 BRIDGE_CTR=bench-ep
 BRIDGE_PORT=18080
 
@@ -32,21 +35,15 @@ bridge_cleanup() {
     return 0
 }
 
-# No plugin DEL needed: the CNI bridge and its iptables rules live in the sandbox host's netns
+# No plugin DEL or netavark teardown needed: the CNI and netavark bridges and its iptables rules live in the sandbox host's netns
 # and host-local's state in the scratch dir, both removed by sandbox_cleanup; only the
 # endpoints' own namespaces remain.
 cni_cleanup() {
     local f
-    for f in /run/netns/"$CNI_BENCH_NS"-*; do
+    for f in /run/netns/"$CNI_BENCH_NS"-* /run/netns/"$NV_BENCH_NS"-*; do
         [ -e "$f" ] && ip netns del "$(basename "$f")" 2>/dev/null
     done
     return 0
-}
-
-# A command line that runs berth inside the sandbox host, as the timed commands do.
-berth_line() {
-    echo "nsenter --net=/run/netns/$BENCH_NS $berth_bin --root $BENCH_WORK/berth/root" \
-        "--runroot $BENCH_RUNROOT $*"
 }
 
 # Idle containers on the network up to $1 (no published ports), one at a time.
@@ -84,37 +81,55 @@ bridge_level() {
 
 cni_level() {
     local n=$1 ep="nsenter --net=/run/netns/$BENCH_NS $here/lib/cni_endpoint.sh"
-    measure_prepared "cni-$n-add" "$ep del x $BRIDGE_PORT" "$ep add x $BRIDGE_PORT"
-    measure_prepared "cni-$n-del" "$ep del x $BRIDGE_PORT; $ep add x $BRIDGE_PORT" \
+    peer_runs measure_prepared "cni-$n-add" "$ep del x $BRIDGE_PORT" "$ep add x $BRIDGE_PORT"
+    peer_runs measure_prepared "cni-$n-del" "$ep del x $BRIDGE_PORT; $ep add x $BRIDGE_PORT" \
         "$ep del x $BRIDGE_PORT"
     $ep del x "$BRIDGE_PORT"
 }
 
+# netavark's address of fill endpoint $1 (10.89.0.2 up; the timed one is 10.89.255.200).
+nv_ip() { echo "10.89.$((($1 + 2) / 250)).$((($1 + 2) % 250 + 2))"; }
+
+nv_fill() {
+    local target=$1 i
+    for ((i = NV_FILLED; i < target; i++)); do
+        in_ns "$here/lib/netavark_endpoint.sh" add "fill-$i" "$(nv_ip "$i")"
+    done
+    NV_FILLED=$target
+}
+
+nv_level() {
+    local n=$1 ep="nsenter --net=/run/netns/$BENCH_NS $here/lib/netavark_endpoint.sh"
+    local x="x 10.89.255.200 $BRIDGE_PORT"
+    peer_runs measure_prepared "nv-$n-add" "$ep del $x" "$ep add $x"
+    peer_runs measure_prepared "nv-$n-del" "$ep del $x; $ep add $x" "$ep del $x"
+    $ep del $x
+}
+
 figures_endpoints() {
     local counts n
-    counts=${BENCH_ENDPOINTS:-$([ "$mode" = full ] && echo "0 100 500" || echo "0 100")}
+    local nv=1
+    counts=${BENCH_ENDPOINTS:-$([ "$mode" = full ] && echo "0 100 500 1000" || echo "0 20")}
     export CNI_BENCH_DIR=$BENCH_WORK/cni CNI_BENCH_NS=$BENCH_NS-n
-    mkdir -p "$CNI_BENCH_DIR"
+    export NV_BENCH_DIR=$BENCH_WORK/netavark NV_BENCH_NS=$BENCH_NS-v
+    mkdir -p "$CNI_BENCH_DIR" "$NV_BENCH_DIR"
     BENCH_CLEANUP_HOOKS+=(cni_cleanup)
+    [ -x /usr/lib/podman/netavark ] || { nv=""; skip_note "netavark setup/teardown: $(absent_reason netavark "podman install failed")"; }
     for n in $counts; do
         bridge_fill "$n"
         bridge_level "$n"
         cni_fill "$n"
         cni_level "$n"
+        [ -z "$nv" ] || { nv_fill "$n"; nv_level "$n"; }
     done
-    BENCH_NOTES+=("endpoints: berth figures at fill levels $counts; CNI peer: Debian containernetworking-plugins $(dpkg-query -W -f '${Version}' containernetworking-plugins 2>/dev/null || echo '?') (bridge + host-local + portmap, iptables-nft) called directly, timed with the netns creation/removal so it covers what berth's difference covers")
+    BENCH_NOTES+=("endpoints: berth figures at fill levels $counts; CNI peer: Debian containernetworking-plugins $(dpkg-query -W -f '${Version}' containernetworking-plugins 2>/dev/null || echo '?') (bridge + host-local + portmap, iptables-nft) called directly, timed with the netns creation/removal so it covers what berth's difference covers; netavark peer: netavark $(/usr/lib/podman/netavark --version 2>/dev/null | awk '{print $2}') setup/teardown called directly with podman's JSON (bridge, iptables driver, one port, static IP, DNS off), timed with the netns creation/removal likewise")
     # Drop the fillers so the later figures run on a small network (rm -f of many at once).
-    berth_in ps -aq | xargs -r -n 100 nsenter --net="/run/netns/$BENCH_NS" "$berth_bin" \
-        --root "$BENCH_WORK/berth/root" --runroot "$BENCH_RUNROOT" rm -f >/dev/null 2>&1 || true
+    local last=$((BRIDGE_FILLED - 1))
+    [ "$last" -lt 0 ] || seq -f 'fill-%.0f' 0 "$last" | xargs -r -n 100 nsenter \
+        --net="/run/netns/$BENCH_NS" "$berth_bin" --root "$BENCH_WORK/berth/root" \
+        --runroot "$BENCH_RUNROOT" rm -f >/dev/null 2>&1 || true
     BRIDGE_FILLED=0
-}
-
-figures_ports1000() {
-    local run rm
-    run=$(berth_line run -d --net "$BRIDGE_NET" -p 20000-20999:20000-20999 --name bench-ports web sleep 1000)
-    rm=$(berth_line rm -f bench-ports)
-    measure_prepared ports1000 "$rm >/dev/null 2>&1 || true" "$run >/dev/null"
-    berth_in rm -f bench-ports >/dev/null 2>&1 || true
+    cni_cleanup
 }
 
 # iperf3 server PID started in the netns at $1 on port $2; tracked, killed on cleanup.
@@ -159,12 +174,10 @@ figures_throughput() {
     BENCH_NOTES+=("throughput: iperf3 $(iperf3 --version | awk 'NR==1 {print $2}') of the host, one TCP stream; in a container's namespace via \`nsenter --net=<SandboxKey>\`; loopback = 127.0.0.1 in the sandbox host; c2c = container to container on $BRIDGE_NET; published = sandbox host to 127.0.0.1:15201 published to the server container's 5201")
 }
 
-run_bridge_figures() {
+bridge_figures() {
+    berth_image
     BENCH_CLEANUP_HOOKS+=(bridge_cleanup)
-    [ -n "${BENCH_IMAGE_LOADED:-}" ] || berth_in load -i "$BENCH_WORK/fixtures/web.docker.tar" >&2
-    BENCH_IMAGE_LOADED=1
     berth_in network create "$BRIDGE_NET" >/dev/null
     figures_endpoints
-    figures_ports1000
     figures_throughput
 }

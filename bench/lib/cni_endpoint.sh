@@ -23,7 +23,7 @@ bridge_conf() {
     cat <<EOF
 {"cniVersion": "1.0.0", "name": "benchnet", "type": "bridge", "bridge": "cni-bench0",
  "isGateway": true, "ipMasq": true,
- "ipam": {"type": "host-local", "subnet": "10.88.0.0/16", "dataDir": "$CNI_BENCH_DIR/ipam",
+ "ipam": {"type": "host-local", "subnet": "10.87.0.0/16", "dataDir": "$CNI_BENCH_DIR/ipam",
           "routes": [{"dst": "0.0.0.0/0"}]}}
 EOF
 }

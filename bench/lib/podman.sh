@@ -5,7 +5,9 @@
 # overlay and netns bind mounts never reach the machine's mount table and persist between
 # calls). Sourced by bench/bench.sh; defines:
 #   podman_setup TAR          writes the configs, starts the sleeper, loads the image
-#   podman_cmdline MODE       the timed `podman run --rm --net MODE web true`
+#   podman_cmdline MODE       the timed `podman run --rm --net MODE web true`; MODE bridge is
+#                             its default network `podman`, bridgep the same with -p 18083:80
+#   podman_line ARGS...       any podman command line, confined the same way (for measure)
 # Limits: podman asks for nofile 1048576 and a large nproc by default; root here cannot raise
 # hard limits, so runc would fail with EPERM: ask for this shell's nofile hard limit, and for
 # nproc at most 32768 (conmon, which starts runc, runs with nproc 32768 here, found by trying).
@@ -50,6 +52,7 @@ EOF
 
 podman_setup() {
     local tar=$1 d=$BENCH_WORK/podman
+    [ -z "$PODMAN_SLEEPER" ] || return 0
     podman_write_conf "$d"
     export CONTAINERS_CONF=$d/containers.conf CONTAINERS_STORAGE_CONF=$d/storage.conf
     PODMAN_CGROUPS_BEFORE=$(ls -d /sys/fs/cgroup/*/libpod_parent /sys/fs/cgroup/*/machine.slice 2>/dev/null || true)
@@ -66,9 +69,16 @@ podman_in() {
     nsenter --mount="/proc/$PODMAN_SLEEPER/ns/mnt" --net="/run/netns/$BENCH_NS" podman "$@"
 }
 
+podman_line() {
+    echo "nsenter --mount=/proc/$PODMAN_SLEEPER/ns/mnt --net=/run/netns/$BENCH_NS podman $*"
+}
+
 podman_cmdline() {
-    echo "nsenter --mount=/proc/$PODMAN_SLEEPER/ns/mnt --net=/run/netns/$BENCH_NS" \
-        "podman run --rm --net $1 web true"
+    case $1 in
+        bridge) podman_line run --rm --net podman web true ;;
+        bridgep) podman_line run --rm --net podman -p 18083:80 web true ;;
+        *) podman_line run --rm --net "$1" web true ;;
+    esac
 }
 
 podman_cleanup() {

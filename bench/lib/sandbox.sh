@@ -30,18 +30,26 @@ sandbox_create() {
 
 in_ns() { nsenter --net="/run/netns/$BENCH_NS" "$@"; }
 
-# Everything that a container engine could change in the machine's root namespace. Comment
-# lines of iptables-save carry a timestamp, so they are dropped.
+# Everything that a container engine could change in the machine's root namespace: links,
+# addresses, routes, policy rules, the nft ruleset, iptables-save and ip6tables-save, and the
+# forwarding, route_localnet and bridge-nf sysctls. Comment lines of iptables-save carry a
+# timestamp, so they are dropped.
 rootns_snapshot() {
     {
         echo "## ip -br link"; ip -br link
         echo "## ip -br addr"; ip -br addr
         echo "## ip route"; ip route; ip -6 route
+        echo "## ip rule"; ip rule; ip -6 rule
         echo "## nft list ruleset"; nft list ruleset 2>&1
         if command -v iptables-save >/dev/null; then
             echo "## iptables-save"; iptables-save 2>/dev/null | { grep -v '^#' || true; }
         fi
-        echo "## sysctl"; sysctl -n net.ipv4.ip_forward
+        if command -v ip6tables-save >/dev/null; then
+            echo "## ip6tables-save"; ip6tables-save 2>/dev/null | { grep -v '^#' || true; }
+        fi
+        echo "## sysctl"
+        sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv4.conf.all.route_localnet
+        sysctl net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables 2>&1
     } >"$1"
 }
 

@@ -1,14 +1,18 @@
 # shellcheck shell=bash
-# The underlay (macvlan) figures of issue 4. Sourced by bench/bench.sh after the sandbox exists
-# and figures.sh and bridge.sh are sourced (needs berth_in, berth_line, iperf_server,
-# iperf_client, podman_setup, mode, BENCH_*); defines:
-#   run_underlay_figures   writes into $BENCH_JSON_DIR (hyperfine JSON + .cmd, as measure does):
+# Figure module `underlay` (issues 4 and 6: the macvlan figures). Sourced by bench/bench.sh
+# (needs berth_in, berth_line, iperf_server, iperf_client, podman_setup, docker_setup, mode,
+# BENCH_*); defines:
+#   underlay_figures       writes into $BENCH_JSON_DIR (hyperfine JSON + .cmd, as measure does):
 #     ul-{macvlan,none}-{run,rm}   berth `run -d --net benchlan|none web sleep 1000` and its
 #                                  `rm -f`, each prepared by the other, in ABBA order; setup =
 #                                  macvlan run - none run, teardown = macvlan rm - none rm
 #                                  (report.py)
-#     podman-ul-{macvlan,none}     `podman run --rm --net pbenchlan|none web true` (when podman
+#     podman-macvlan, podman-ul-none  `podman run --rm --net pbenchlan|none web true` (when podman
 #                                  is installed); podman's macvlan cost = the difference
+#     berth-macvlan, docker-macvlan   `run --rm --net <macvlan network> web true`: the macvlan
+#                                  bar of the run module's figure (docker's network dbenchlan
+#                                  on its own NIC nicD 192.168.77.11 in its netns, plugged
+#                                  into the lab like nicA, --ip-range 192.168.77.64/26)
 #   and $BENCH_WORK/iperf/ul-{loopback,bridge,macvlan,hostb}.json (iperf3 -J output).
 #
 # The segment, as tests/harness/underlay.rs's `Lab` builds it: a lab namespace with bridge
@@ -21,6 +25,7 @@
 UL_NET=benchlan
 UL_BRIDGE_NET=benchbr
 UL_PODMAN_NET=pbenchlan
+UL_DOCKER_NET=dbenchlan
 UL_SUBNET=192.168.77.0/24
 UL_GATEWAY=192.168.77.1
 UL_CTR=bench-ul
@@ -105,15 +110,29 @@ underlay_merge() {
 # parent (addresses from the upper half, so they never meet berth's) minus `--net none`.
 underlay_podman() {
     if ! command -v podman >/dev/null; then
-        BENCH_NOTES+=("underlay: podman not installed, its macvlan run cost not measured")
+        skip_note "underlay, podman's macvlan run: $(absent_reason podman)"
         return 0
     fi
     [ -n "${PODMAN_SLEEPER:-}" ] || podman_setup "$BENCH_WORK/fixtures/web.docker.tar"
     podman_in network create -d macvlan -o parent=nicA --subnet "$UL_SUBNET" \
         --gateway "$UL_GATEWAY" --ip-range 192.168.77.128/25 "$UL_PODMAN_NET" >/dev/null
-    measure podman-ul-macvlan "$(podman_cmdline "$UL_PODMAN_NET")"
-    measure podman-ul-none "$(podman_cmdline none)"
+    peer_runs measure podman-macvlan "$(podman_cmdline "$UL_PODMAN_NET")"
+    peer_runs measure podman-ul-none "$(podman_cmdline none)"
     BENCH_NOTES+=("underlay: podman $(podman --version | awk '{print $3}') with netavark, macvlan network on nicA (--ip-range 192.168.77.128/25), \`run --rm web true\`, confined as for benchmark 1")
+}
+
+# `run --rm` over macvlan for berth and docker (the bar beside the run module's modes).
+underlay_run_rm() {
+    measure berth-macvlan "$(berth_line run --rm --net "$UL_NET" web true)"
+    if ! docker_available || ! docker_setup "$BENCH_WORK/fixtures/web.docker.tar"; then
+        skip_note "underlay, docker's macvlan run: $(absent_reason docker.io)"
+        return 0
+    fi
+    # dockerd has a netns of its own (lib/docker.sh): it gets its own NIC on the segment.
+    underlay_plug "$DOCKER_NS" nicD 192.168.77.11/24
+    docker_in network create -d macvlan -o parent=nicD --subnet "$UL_SUBNET" \
+        --gateway "$UL_GATEWAY" --ip-range 192.168.77.64/26 "$UL_DOCKER_NET" >/dev/null
+    peer_runs measure docker-macvlan "$(docker_cmdline "$UL_DOCKER_NET")"
 }
 
 # Two idle containers on network $1 named $2 and $3; sets UL_SRV_KEY, UL_SRV_IP, UL_CLI_KEY.
@@ -148,14 +167,14 @@ underlay_throughput() {
     BENCH_NOTES+=("underlay throughput: iperf3 of the host, one TCP stream, in containers via \`nsenter --net=<SandboxKey>\`; loopback = 127.0.0.1 in host A; bridge = container to container on bridge network $UL_BRIDGE_NET; macvlan = container to container on $UL_NET (macvlan bridge mode, parent nicA); host B = host B's nicB to the server container on host A across the lab bridge (veth, bridge, veth, macvlan)")
 }
 
-run_underlay_figures() {
+underlay_figures() {
+    berth_image
     BENCH_CLEANUP_HOOKS+=(underlay_cleanup)
-    [ -n "${BENCH_IMAGE_LOADED:-}" ] || berth_in load -i "$BENCH_WORK/fixtures/web.docker.tar" >&2
-    BENCH_IMAGE_LOADED=1
     underlay_lab
     berth_in network create -d macvlan -o parent=nicA --subnet "$UL_SUBNET" \
         --gateway "$UL_GATEWAY" "$UL_NET" >/dev/null
     underlay_endpoint
+    underlay_run_rm
     underlay_podman
     underlay_throughput
     BENCH_NOTES+=("underlay: lab segment as tests/harness/underlay.rs (lab namespace with bridge lab0; host A = the sandbox host with veth nicA 192.168.77.10/24, host B a namespace with nicB 192.168.77.20/24); berth network $UL_NET = \`-d macvlan -o parent=nicA --subnet $UL_SUBNET --gateway $UL_GATEWAY\`")
