@@ -150,11 +150,11 @@ bash tests/fixtures/build-image.sh "$BENCH_WORK/fixtures" >&2
 
 # shellcheck source=bench/lib/common.sh
 . "$here/lib/common.sh"
-# Every module is sourced (they share helpers, e.g. iperf_server), then the chosen ones run.
-for f in $(ls "$here"/lib/*.sh); do
-    case $f in *_endpoint.sh | */common.sh | */sandbox.sh | */measure.sh) continue ;; esac
+# The built-in modules are all sourced (they share helpers, e.g. iperf_server), then any extra
+# module named in BENCH_FIGURES; then the chosen ones run, in order.
+for f in $(tr , ' ' <<<"$BENCH_DEFAULT_FIGURES,$BENCH_FIGURE_LIST" | xargs -n1 | awk '!seen[$0]++'); do
     # shellcheck disable=SC1090 # the modules are sourced by name
-    . "$f"
+    . "$here/lib/$f.sh"
 done
 for f in ${BENCH_FIGURE_LIST//,/ }; do
     echo "bench: == module $f ($(($(date +%s) - BENCH_T0)) s) ==" >&2
