@@ -67,8 +67,13 @@ fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            // rustls' verifier logs a refused certificate at ERROR before berth's own message
+            // says what to do; keep it for explicit debugging levels only.
+            tracing_subscriber::EnvFilter::try_new(format!(
+                "{},rustls_platform_verifier=off",
+                cli.log_level
+            ))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -119,6 +119,7 @@ pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats, Unpac
     .map_err(|e| io_err(&dest.display().to_string(), "open the layer directory", e))?;
     let mut unpacker = Unpacker {
         root,
+        last_parent: None,
         dir_times: Vec::new(),
         stats: UnpackStats::default(),
     };
@@ -136,6 +137,7 @@ pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats, Unpac
 }
 
 /// A cleaned entry path: components below the root, none of them `.`, `..` or empty.
+#[derive(Clone)]
 struct EntryPath {
     display: String,
     parent: Vec<OsString>,
@@ -194,6 +196,11 @@ impl EntryPath {
 
 struct Unpacker {
     root: OwnedFd,
+    /// The parent directory of the previous entry, by its components. Tar entries come
+    /// grouped by directory, so most entries reuse it instead of walking from the root (one
+    /// `openat` per component). It cannot go stale: an entry only changes names inside its
+    /// own parent, never a component of the parent's own path.
+    last_parent: Option<(Vec<OsString>, OwnedFd)>,
     /// Directory mtimes, applied last: creating children changes a directory's mtime.
     dir_times: Vec<(EntryPath, u64)>,
     stats: UnpackStats,
@@ -219,33 +226,55 @@ impl Unpacker {
             }
             return Ok(());
         };
-        let parent = self.open_dir(&path.parent, true, &path.display)?;
+        let parent = self.take_parent(&path.parent, &path.display)?;
+        let result = self.apply_in(&parent, &name, &path, kind, entry, &xattrs);
+        self.last_parent = Some((path.parent, parent));
+        result
+    }
+
+    /// The entry `name` of `path` inside its (open) parent directory.
+    fn apply_in<R: Read>(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        path: &EntryPath,
+        kind: EntryType,
+        mut entry: tar::Entry<'_, R>,
+        xattrs: &[(String, Vec<u8>)],
+    ) -> Result<(), UnpackError> {
         let name_str = name.to_string_lossy();
         if name_str == OPAQUE_MARKER {
-            return set_xattr(&parent, OPAQUE_XATTR, b"y", &path.display);
+            return set_xattr(parent, OPAQUE_XATTR, b"y", &path.display);
         }
         if let Some(hidden) = name_str.strip_prefix(WHITEOUT_PREFIX) {
-            return make_whiteout(&parent, hidden, &path.display);
+            return make_whiteout(parent, hidden, &path.display);
         }
         match kind {
             EntryType::Directory => {
-                self.make_dir(&parent, &name, &entry, &xattrs, &path.display)?;
-                self.push_dir_time(path, entry.header());
+                self.make_dir(parent, name, &entry, xattrs, &path.display)?;
+                self.push_dir_time(path.clone(), entry.header());
                 Ok(())
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.make_file(&parent, &name, &mut entry, &xattrs, &path.display)
+                self.make_file(parent, name, &mut entry, xattrs, &path.display)
             }
-            EntryType::Symlink => make_symlink(&parent, &name, &entry, &path.display),
-            EntryType::Link => self.make_hardlink(&parent, &name, &entry, &path.display),
-            EntryType::Fifo => make_fifo(&parent, &name, entry.header(), &path.display),
-            EntryType::Char | EntryType::Block => {
-                make_device(&parent, &name, &entry, &path.display)
-            }
+            EntryType::Symlink => make_symlink(parent, name, &entry, &path.display),
+            EntryType::Link => self.make_hardlink(parent, name, &entry, &path.display),
+            EntryType::Fifo => make_fifo(parent, name, entry.header(), &path.display),
+            EntryType::Char | EntryType::Block => make_device(parent, name, &entry, &path.display),
             other => {
                 tracing::debug!(entry = %path.display, kind = ?other, "skipping tar entry of unsupported kind");
                 Ok(())
             }
+        }
+    }
+
+    /// The parent directory `comps`: the previous entry's if it is the same, else opened
+    /// (and created) from the root.
+    fn take_parent(&mut self, comps: &[OsString], entry: &str) -> Result<OwnedFd, UnpackError> {
+        match self.last_parent.take() {
+            Some((cached, fd)) if cached == comps => Ok(fd),
+            _ => self.open_dir(comps, true, entry),
         }
     }
 
@@ -297,13 +326,23 @@ impl Unpacker {
         xattrs: &[(String, Vec<u8>)],
         display: &str,
     ) -> Result<(), UnpackError> {
-        remove_existing(parent, name, display)?;
-        let fd = rfs::openat(
-            parent,
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
+        let create = || {
+            rfs::openat(
+                parent,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+        };
+        // Create first; only a name that exists (a later entry replacing an earlier one)
+        // costs the removal.
+        let fd = match create() {
+            Err(Errno::EXIST) => {
+                remove_existing(parent, name, display)?;
+                create()
+            }
+            other => other,
+        }
         .map_err(|e| io_err(display, "create file", e))?;
         let mut file = File::from(fd);
         let written = io::copy(entry, &mut file).map_err(|source| UnpackError::Read { source })?;

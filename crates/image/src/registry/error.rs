@@ -33,7 +33,7 @@ pub enum RegistryError {
         registry: String,
     },
     /// The repository exists but not the tag (OCI distribution `MANIFEST_UNKNOWN`).
-    #[error("manifest for {reference} not found: the tag does not exist in {repository}")]
+    #[error("manifest for {reference} not found: repository {repository} has no such tag (or the repository does not exist); check the name and tag")]
     ManifestUnknown {
         /// The image reference.
         reference: String,

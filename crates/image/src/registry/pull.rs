@@ -466,11 +466,10 @@ async fn fetch_config(
     }
     let text =
         String::from_utf8(raw).map_err(|_| unsupported("a config that is not UTF-8".into()))?;
-    let config: ImageConfiguration =
-        serde_json::from_str(&text).map_err(|e| RegistryError::Other {
-            registry: session.registry.clone(),
-            detail: format!("image config of {} is malformed: {e}", session.reference),
-        })?;
+    let config = crate::archive::parse_image_config(&text).map_err(|e| RegistryError::Other {
+        registry: session.registry.clone(),
+        detail: format!("image config of {} is malformed: {e}", session.reference),
+    })?;
     Ok((text, config))
 }
 
