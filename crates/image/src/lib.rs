@@ -2,7 +2,7 @@
 //!
 //! Images arrive from registries ([`ImageStore::pull`], module [`registry`]), as `docker save`
 //! / `skopeo copy` archives ([`ImageStore::load`]) or rootfs tarballs ([`ImageStore::import`]),
-//! and leave as docker-archives ([`ImageStore::save`]). Config blobs live under
+//! and leave as docker-archives ([`ImageStore::save`]). Config and layer blobs live under
 //! `<root>/images/blobs/sha256/<hex>`, unpacked layers (whiteouts converted for overlayfs)
 //! under `<root>/images/layers/<hex of diff_id>/`, shared between images; the `images`,
 //! `image_tags` and `layers` tables of `berth-store` index them.
