@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::fs;
 
-use berth_store::rusqlite::{OptionalExtension, Transaction};
+use berth_store::rusqlite::Transaction;
 use berth_store::Store;
 
 use crate::digest::Digest;
@@ -143,19 +143,9 @@ fn delete_image(tx: &Transaction<'_>, id: &Digest) -> Result<Vec<OrphanLayer>, I
     let mut orphans: Vec<OrphanLayer> = Vec::new();
     for diff_id in layers {
         if !in_use.contains(&diff_id) && !orphans.iter().any(|o| o.diff_id == diff_id) {
-            let blob: Option<String> = tx
-                .query_row(
-                    "SELECT blob FROM layers WHERE diff_id = ?1",
-                    [diff_id.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .flatten();
+            let blob = crate::store::layer_blob(tx, &diff_id)?;
             tx.execute("DELETE FROM layers WHERE diff_id = ?1", [diff_id.as_str()])?;
-            orphans.push(OrphanLayer {
-                diff_id,
-                blob: blob.map(|b| Digest::parse(&b)).transpose()?,
-            });
+            orphans.push(OrphanLayer { diff_id, blob });
         }
     }
     Ok(orphans)

@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Write};
 
-use berth_store::rusqlite::OptionalExtension;
 use berth_store::Store;
 
 use crate::compression::decompress;
@@ -78,21 +77,13 @@ impl ImageStore {
         diff_id: &Digest,
         name: &str,
     ) -> Result<(), ImageError> {
-        let blob: Option<String> = db
-            .conn()
-            .query_row(
-                "SELECT blob FROM layers WHERE diff_id = ?1",
-                [diff_id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten();
+        let blob = crate::store::layer_blob(db.conn(), diff_id)?;
         let missing = || ImageError::LayerMissing {
             id: image.to_string(),
             diff_id: diff_id.to_string(),
             path: self.blobs_dir(),
         };
-        let blob = Digest::parse(&blob.ok_or_else(missing)?)?;
+        let blob = blob.ok_or_else(missing)?;
         let path = self.blob_path(&blob);
         let file = File::open(&path).map_err(|_| missing())?;
         let mut tmp = tempfile::tempfile_in(self.tmp_dir())

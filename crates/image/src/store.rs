@@ -310,6 +310,24 @@ fn check_diff_id(
     Ok(())
 }
 
+/// The blob layer `diff_id` was stored from, if the `layers` row records one.
+///
+/// Errors: [`ImageError::Sql`]; [`ImageError::Digest`] for a corrupt stored digest.
+pub(crate) fn layer_blob(
+    conn: &berth_store::rusqlite::Connection,
+    diff_id: &Digest,
+) -> Result<Option<Digest>, ImageError> {
+    let blob: Option<String> = conn
+        .query_row(
+            "SELECT blob FROM layers WHERE diff_id = ?1",
+            [diff_id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    Ok(blob.map(|b| Digest::parse(&b)).transpose()?)
+}
+
 /// One row of the `layers` table.
 #[derive(Clone, Debug)]
 pub(crate) struct LayerRow {
