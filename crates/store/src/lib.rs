@@ -231,6 +231,48 @@ mod tests {
     }
 
     #[test]
+    fn schema_1_databases_gain_layer_blobs_and_repo_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("berth.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE images (id TEXT PRIMARY KEY, config TEXT NOT NULL, \
+                 layers TEXT NOT NULL, size INTEGER NOT NULL, created TEXT NOT NULL); \
+                 CREATE TABLE layers (diff_id TEXT PRIMARY KEY, size INTEGER NOT NULL); \
+                 INSERT INTO layers VALUES ('sha256:old', 7); PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let mut s = Store::open(dir.path()).unwrap();
+        let (size, blob): (i64, Option<String>) = s
+            .conn()
+            .query_row(
+                "SELECT size, blob FROM layers WHERE diff_id = 'sha256:old'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((size, blob), (7, None));
+        s.write(|tx| -> Result<(), rusqlite::Error> {
+            tx.execute(
+                "INSERT INTO images VALUES ('sha256:i', '{}', '[]', 0, 'now')",
+                [],
+            )?;
+            tx.execute(
+                "INSERT INTO repo_digests VALUES ('r/x@sha256:m', 'sha256:i')",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let version: i64 = s
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
     fn rollback_on_error_keeps_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
