@@ -775,3 +775,115 @@ fn image_prune_removes_unused_images() {
     host.cli(&["image", "prune", "-a", "-f"]).ok();
     assert_no_image(&host, &web);
 }
+
+#[test]
+fn digest_pulls_are_named_and_kept_by_prune() {
+    require_root!();
+    let host = SandboxHost::new();
+    let cfg = ClientConfig::new();
+    let reg = Registry::start(&host, RegistryAuth::Anonymous, false);
+    reg.push_web("web:latest");
+    let digest = reg.manifest_digest("web:latest");
+    let by_digest = format!("{}@{digest}", reg.image("web"));
+    pull_insecure(&host, &cfg, &by_digest).ok();
+    assert!(
+        listed(&host, &reg.image("web"), "<none>").is_some(),
+        "an image pulled by digest is listed under its repository"
+    );
+    host.cli(&["image", "prune", "-f"]).ok();
+    host.cli(&["run", "--rm", "--pull", "never", &by_digest, "true"])
+        .ok();
+    // Without -f, prune asks even when stdin is a pipe: "n" keeps everything.
+    let answer = host.sh(&format!(
+        "echo n | {}",
+        host.berth_shell_line(&["image", "prune", "-a"])
+    ));
+    assert!(answer.success(), "{answer}");
+    host.cli(&["image", "inspect", &by_digest]).ok();
+}
+
+#[test]
+fn explicit_platform_must_match_a_single_platform_image() {
+    require_root!();
+    let host = SandboxHost::new();
+    let cfg = ClientConfig::new();
+    let reg = Registry::start(&host, RegistryAuth::Anonymous, false);
+    reg.push_web("web:latest");
+    let reference = reg.image("web:latest");
+    let err = host
+        .berth_cfg(
+            &cfg,
+            &[
+                "pull",
+                "--tls-verify=false",
+                "--platform",
+                "linux/arm64",
+                &reference,
+            ],
+        )
+        .fails();
+    assert!(
+        err.contains("wanted linux/arm64") && err.contains("linux/amd64"),
+        "{err}"
+    );
+    assert_no_image(&host, &reference);
+    host.berth_cfg(
+        &cfg,
+        &[
+            "pull",
+            "--tls-verify=false",
+            "--platform",
+            "linux/amd64",
+            &reference,
+        ],
+    )
+    .ok();
+}
+
+#[test]
+fn new_tag_of_a_known_image_is_newer_and_save_merges_its_tags() {
+    require_root!();
+    let host = SandboxHost::new();
+    let cfg = ClientConfig::new();
+    let reg = Registry::start(&host, RegistryAuth::Anonymous, false);
+    reg.push_web("web:latest");
+    reg.push_web("web:other");
+    let (latest, other) = (reg.image("web:latest"), reg.image("web:other"));
+    let digest = reg.manifest_digest("web:latest");
+    pull_insecure(&host, &cfg, &latest).ok();
+    assert_pulled(&pull_insecure(&host, &cfg, &other), &other, &digest, true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = dir.path().join("two.tar");
+    let archive_s = archive.to_str().expect("utf-8");
+    host.cli(&["save", "-o", archive_s, &latest, &other]).ok();
+    let manifest = host_sh(&host, &format!("tar -xOf {archive_s} manifest.json"));
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("json");
+    assert_eq!(manifest.as_array().map(Vec::len), Some(1), "{manifest}");
+    assert_eq!(
+        manifest[0]["RepoTags"].as_array().map(Vec::len),
+        Some(2),
+        "{manifest}"
+    );
+    host_sh(&host, &format!("skopeo inspect docker-archive:{archive_s}"));
+    // A missing image writes nothing, not even to a pipe.
+    let out = host.sh(&format!(
+        "{} | wc -c",
+        host.berth_shell_line(&["save", &reg.image("nosuch:1")])
+    ));
+    assert_eq!(out.stdout.trim(), "0", "{out}");
+}
+
+#[test]
+fn broken_credentials_file_does_not_block_anonymous_pulls() {
+    require_root!();
+    let host = SandboxHost::new();
+    let cfg = ClientConfig::new();
+    let reg = Registry::start(&host, RegistryAuth::Anonymous, false);
+    reg.push_web("web:latest");
+    let path = cfg.docker_config_json();
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&path, "{\"auths\": {").expect("write");
+    let out = pull_insecure(&host, &cfg, &reg.image("web:latest"));
+    out.ok();
+    assert!(out.stderr.contains("without credentials"), "{out}");
+}

@@ -109,6 +109,9 @@ pub fn error_text(e: &anyhow::Error) -> String {
 }
 
 fn run(cli: Cli) -> CmdResult {
-    let engine = Engine::open(&cli.root, &cli.runroot, &cli.runtime)?;
+    // Monitors and the runtime run with other working directories: hand them absolute paths.
+    let root = std::path::absolute(&cli.root)?;
+    let runroot = std::path::absolute(&cli.runroot)?;
+    let engine = Engine::open(&root, &runroot, &cli.runtime)?;
     cmd::dispatch(engine, cli.command)
 }

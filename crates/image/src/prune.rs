@@ -25,7 +25,9 @@ impl ImageStore {
         let mut actions = Vec::new();
         for image in self.list(db)? {
             let id = image.id;
-            if in_use.contains(&id) || (!all && !image.tags.is_empty()) {
+            // Dangling = no tag and no repository digest (an image pulled by digest is named).
+            let named = !image.tags.is_empty() || !self.repo_digests_of(db, &id)?.is_empty();
+            if in_use.contains(&id) || (!all && named) {
                 continue;
             }
             actions.extend(self.remove(db, id.as_str(), true)?);

@@ -181,6 +181,9 @@ fn check_registry(reg: &str) -> Result<(), &'static str> {
         if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
             return Err("bad registry port");
         }
+        if p.parse::<u16>().is_err() {
+            return Err("registry port out of range (1-65535)");
+        }
     }
     let ok = !host.is_empty()
         && host.split('.').all(|c| {

@@ -21,30 +21,35 @@ use crate::store::ImageStore;
 
 impl ImageStore {
     /// Writes the images `names` resolve to (tags, ids or id prefixes) to `out` as one
-    /// docker-archive. An image named by a tag carries that tag (`RepoTags`); one named by
-    /// id carries none, as with `docker save`. Layers shared by several images are written
-    /// once.
+    /// docker-archive. An image named by a tag carries that tag (`RepoTags`; several tags of
+    /// one image make one entry with all of them); one named by id carries none, as with
+    /// `docker save`. Layers shared by several images are written once. Every name is
+    /// resolved before anything is written.
     ///
     /// Errors: as [`ImageStore::resolve`]; [`ImageError::LayerMissing`] if a layer's blob is
     /// not stored (an image loaded before berth kept blobs: pull or load it again);
     /// [`ImageError::Io`] writing `out`.
     pub fn save(&self, db: &Store, names: &[String], out: impl Write) -> Result<(), ImageError> {
+        // Resolve every name before writing a byte: an unknown image leaves no output.
+        let mut images: Vec<(Digest, Vec<String>)> = Vec::new();
+        for name in names {
+            let id = self.resolve(db, name)?;
+            let tag = Reference::parse(name)
+                .ok()
+                .filter(|r| r.tag().is_some() && r.digest().is_none())
+                .map(|r| r.to_string());
+            match images.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, tags)) => tags.extend(tag.filter(|t| !tags.contains(t))),
+                None => images.push((id, tag.into_iter().collect())),
+            }
+        }
         let mut archive = tar::Builder::new(out);
         let mut manifest = Vec::new();
         let mut written = HashSet::new();
-        for name in names {
-            let id = self.resolve(db, name)?;
+        for (id, repo_tags) in images {
             let row = self.row(db, &id)?;
-            let repo_tags: Vec<String> = Reference::parse(name)
-                .ok()
-                .filter(|r| r.tag().is_some() && r.digest().is_none())
-                .map(|r| r.to_string())
-                .into_iter()
-                .collect();
             let config_name = format!("{}.json", id.hex());
-            if written.insert(config_name.clone()) {
-                append(&mut archive, &config_name, row.config.as_bytes())?;
-            }
+            append(&mut archive, &config_name, row.config.as_bytes())?;
             let mut layer_names = Vec::new();
             for diff_id in parse_layers(&id, &row.layers)? {
                 let layer_name = format!("{}.tar", diff_id.hex());

@@ -93,27 +93,16 @@ impl ImageStore {
     /// Removes what loads and pulls killed mid-way left behind. Called with the lock held, so
     /// any `layers/.del-*` (removal) belongs to a dead process; `layers/.tmp-<pid>-*`
     /// (unpacking: pulls unpack before they take the lock), `blobs/sha256/.pull-<pid>-*`
-    /// (downloading) and `tmp/.load-<pid>-*` (staging) are removed only when their pid is gone. Best effort: a failure leaves the entry for next time.
+    /// (downloading) and `tmp/.load-<pid>-*` (staging) are removed only when their pid is gone.
+    /// Best effort: a failure leaves the entry for next time.
     fn sweep_leftovers(&self) {
         let entries = |d: PathBuf| fs::read_dir(d).into_iter().flatten().flatten();
         for e in entries(self.layers_dir()) {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            let dead_tmp = name
-                .strip_prefix(".tmp-")
-                .is_some_and(|rest| !pid_alive(rest));
-            if dead_tmp || name.starts_with(".del-") {
+            if e.file_name().to_string_lossy().starts_with(".del-") {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
-        for e in entries(self.blobs_dir()) {
-            let name = e.file_name();
-            if let Some(rest) = name.to_string_lossy().strip_prefix(".pull-") {
-                if !pid_alive(rest) {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-        }
+        self.sweep_dead_pulls();
         for e in entries(self.tmp_dir()) {
             let name = e.file_name();
             let pid = name
@@ -125,6 +114,28 @@ impl ImageStore {
                 if !Path::new(&format!("/proc/{pid}")).exists() {
                     let _ = fs::remove_dir_all(e.path());
                 }
+            }
+        }
+    }
+
+    /// Removes `layers/.tmp-<pid>-*` and `blobs/sha256/.pull-<pid>-*` whose pid is gone (or
+    /// that carry none): what killed pulls and loads left. Safe without the lock, since a
+    /// live process's entries are kept; pulls call it first so repeated kills never pile up.
+    pub(crate) fn sweep_dead_pulls(&self) {
+        let entries = |d: PathBuf| fs::read_dir(d).into_iter().flatten().flatten();
+        let dead = |name: &std::ffi::OsStr, prefix: &str| {
+            name.to_string_lossy()
+                .strip_prefix(prefix)
+                .is_some_and(|rest| !pid_alive(rest))
+        };
+        for e in entries(self.layers_dir()) {
+            if dead(&e.file_name(), ".tmp-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        for e in entries(self.blobs_dir()) {
+            if dead(&e.file_name(), ".pull-") {
+                let _ = fs::remove_file(e.path());
             }
         }
     }

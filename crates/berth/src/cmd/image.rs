@@ -169,13 +169,25 @@ pub fn images(engine: Engine, a: ImagesArgs) -> CmdResult {
             .unwrap_or_else(|_| "N/A".into());
         let size = human_size(img.size);
         if img.tags.is_empty() {
-            rows.push([
-                "<none>".into(),
-                "<none>".into(),
-                short.clone(),
-                created.clone(),
-                size.clone(),
-            ]);
+            // Pulled by digest: Docker lists the repository with tag <none>.
+            let digests = engine.images.repo_digests_of(&engine.store, &img.id)?;
+            let mut repos: Vec<String> = digests
+                .iter()
+                .map(|d| d.split('@').next().unwrap_or(d).to_string())
+                .collect();
+            repos.dedup();
+            if repos.is_empty() {
+                repos.push("<none>".into());
+            }
+            for repo in repos {
+                rows.push([
+                    repo,
+                    "<none>".into(),
+                    short.clone(),
+                    created.clone(),
+                    size.clone(),
+                ]);
+            }
         }
         for t in img.tags {
             let name = t.familiar_name();
@@ -279,11 +291,22 @@ pub fn save(engine: Engine, a: SaveArgs) -> CmdResult {
             let tmp = tempfile::Builder::new()
                 .prefix(".berth-save-")
                 .tempfile_in(dir)
-                .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+                .map_err(|e| {
+                    // tempfile's error names its own random file; name the user's instead.
+                    let e = std::io::Error::new(
+                        e.kind(),
+                        e.to_string()
+                            .split(" at path")
+                            .next()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                    anyhow::anyhow!("cannot write {}: {e}", path.display())
+                })?;
             let writer = std::io::BufWriter::new(tmp.as_file());
             engine.images.save(&engine.store, &a.images, writer)?;
             tmp.persist(path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
         }
         None => {
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -299,9 +322,10 @@ pub fn save(engine: Engine, a: SaveArgs) -> CmdResult {
 }
 
 pub fn prune(mut engine: Engine, a: PruneArgs) -> CmdResult {
-    if !a.force && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+    if !a.force {
+        // Like Docker, ask even when stdin is not a terminal (`echo y | berth image prune`).
         eprint!(
-            "This removes all {} images. Continue? [y/N] ",
+            "WARNING! This will remove all {} images.\nAre you sure you want to continue? [y/N] ",
             if a.all { "unused" } else { "dangling" }
         );
         let mut line = String::new();

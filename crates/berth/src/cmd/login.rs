@@ -69,15 +69,22 @@ pub fn login(a: LoginArgs) -> CmdResult {
     } else {
         rustix_password("Password: ")?
     };
-    if username.is_empty() || password.is_empty() {
-        anyhow::bail!("user name and password must not be empty");
+    if username.is_empty() {
+        anyhow::bail!("the user name must not be empty");
+    }
+    if password.is_empty() {
+        anyhow::bail!("no password given: use --password-stdin (or -p), or run login on a terminal to be asked");
     }
     let opts = RegistryOptions::from_env(a.tls_verify);
     let req = LoginRequest {
         registry,
         credentials: Credentials { username, password },
     };
-    registry_login(&req, &opts)?;
+    // Docker's `login` exits 1 when the registry refuses (125 stays for usage errors).
+    if let Err(e) = registry_login(&req, &opts) {
+        eprintln!("berth: {}", crate::error_text(&e.into()));
+        return Ok(1);
+    }
     println!("Login Succeeded");
     Ok(0)
 }

@@ -38,6 +38,7 @@ impl RegistryFlags {
         };
         Ok(PullOptions {
             platform,
+            platform_explicit: self.platform.is_some(),
             registry: RegistryOptions::from_env(self.tls_verify),
         })
     }
@@ -155,14 +156,20 @@ fn pull_with_output(
         (None, None) => "latest".into(),
     };
     writeln!(out, "{what}: Pulling from {}", reference.familiar_name())?;
-    let renderer: Box<dyn PullProgress> = if stream.is_terminal() {
-        Box::new(Bars::new(stream))
-    } else {
-        Box::new(Lines::new(out))
-    };
+    if stream.is_terminal() {
+        let bars = Bars::new(stream);
+        let result = engine
+            .images
+            .pull(&mut engine.store, reference, opts, &bars);
+        // indicatif leaves the cursor at the end of the last bar's line.
+        drop(bars);
+        writeln!(out)?;
+        return Ok(result?);
+    }
+    let lines = Lines::new(out);
     Ok(engine
         .images
-        .pull(&mut engine.store, reference, opts, renderer.as_ref())?)
+        .pull(&mut engine.store, reference, opts, &lines)?)
 }
 
 fn print_status(
@@ -289,7 +296,17 @@ impl PullProgress for Bars {
                         bar.set_message("Downloading");
                     }
                     LayerState::PullComplete | LayerState::AlreadyExists => {
+                        // Finished lines read like Docker's: no bar, rate or ETA.
+                        if let Ok(style) = ProgressStyle::with_template("{prefix}: {msg}") {
+                            bar.set_style(style);
+                        }
                         bar.finish_with_message(state_text(&state));
+                    }
+                    LayerState::DownloadComplete => {
+                        if let Some(len) = bar.length() {
+                            bar.set_position(len);
+                        }
+                        bar.set_message(state_text(&state));
                     }
                     other => bar.set_message(state_text(&other)),
                 }

@@ -78,6 +78,14 @@ impl AuthFile {
         else {
             return Ok(None);
         };
+        // docker/cli `AuthConfig`: "auth" is base64(user:password); "username" and
+        // "password" may stand instead.
+        let field = |k: &str| entry.get(k).and_then(Value::as_str).map(str::to_string);
+        if let (None, Some(username), Some(password)) =
+            (field("auth"), field("username"), field("password"))
+        {
+            return Ok(Some(Credentials { username, password }));
+        }
         let encoded = entry.get("auth").and_then(Value::as_str).unwrap_or("");
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded)

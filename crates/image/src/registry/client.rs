@@ -10,6 +10,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 
 use super::auth::Credentials;
+use super::error::transport_error;
 use super::options::{RegistryOptions, TlsPolicy};
 use super::RegistryError;
 use crate::reference::Reference;
@@ -86,7 +87,13 @@ impl Session {
     ) -> Result<Self, RegistryError> {
         let registry = reference.registry().to_string();
         let tls = opts.tls_for(&registry)?;
-        let auth = registry_auth(opts.auth_file.lookup(&registry)?);
+        // An unreadable credentials file must not block anonymous pulls (Docker warns and
+        // goes on); a registry that needs credentials then says so.
+        let creds = opts.auth_file.lookup(&registry).unwrap_or_else(|e| {
+            tracing::warn!("{e}; pulling without credentials");
+            None
+        });
+        let auth = registry_auth(creds);
         let oci_ref = match reference.digest() {
             Some(d) => oci_client::Reference::with_digest(
                 registry.clone(),
@@ -133,11 +140,25 @@ impl Session {
         classify(e, self, &self.tls)
     }
 
+    /// What an unknown manifest means for this reference: a missing `tag` or `digest`.
+    pub(crate) fn missing_what(&self) -> &'static str {
+        if self.oci_ref.digest().is_some() {
+            "digest"
+        } else {
+            "tag"
+        }
+    }
+
     /// The error for a refused or missing credential.
     pub(crate) fn unauthorized(&self) -> RegistryError {
+        let flag = if self.tls.verify {
+            ""
+        } else {
+            " --tls-verify=false"
+        };
         RegistryError::Unauthorized {
             reference: self.reference.clone(),
-            registry: self.registry.clone(),
+            login: format!("berth login{flag} {}", self.registry),
         }
     }
 }
@@ -174,14 +195,8 @@ fn classify(e: OciDistributionError, s: &Session, tls: &TlsPolicy) -> RegistryEr
     match e {
         OciDistributionError::RequestError(re) => {
             let detail = chain(&re);
-            if is_tls(&detail) {
-                RegistryError::Tls {
-                    registry,
-                    detail,
-                    certs_dir: tls.certs_dir.clone(),
-                }
-            } else if is_transport(&re) {
-                RegistryError::Connect { registry, detail }
+            if is_transport(&re) || is_tls(&detail) {
+                transport_error(&registry, detail, tls.verify, &tls.certs_dir)
             } else {
                 RegistryError::Other { registry, detail }
             }
@@ -193,6 +208,7 @@ fn classify(e: OciDistributionError, s: &Session, tls: &TlsPolicy) -> RegistryEr
             match code {
                 Some(OciErrorCode::ManifestUnknown) | Some(OciErrorCode::NotFound) => {
                     RegistryError::ManifestUnknown {
+                        what: s.missing_what(),
                         reference: s.reference.clone(),
                         repository: s.repository.clone(),
                     }
@@ -210,6 +226,7 @@ fn classify(e: OciDistributionError, s: &Session, tls: &TlsPolicy) -> RegistryEr
             }
         }
         OciDistributionError::ServerError { code: 404, .. } => RegistryError::ManifestUnknown {
+            what: s.missing_what(),
             reference: s.reference.clone(),
             repository: s.repository.clone(),
         },

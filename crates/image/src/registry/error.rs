@@ -1,40 +1,44 @@
 //! Errors of talking to a registry, worded for the user: what failed and what to do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Errors of [`crate::ImageStore::pull`] and [`crate::registry::login`] that come from the
 /// registry or its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// No TCP/TLS connection could be made.
-    #[error("cannot reach registry {registry}: {detail}; check the address (and that the registry runs), or use --tls-verify=false for a plain-HTTP registry")]
+    #[error("cannot reach registry {registry}: {detail}; {hint}")]
     Connect {
         /// `host[:port]`.
         registry: String,
         /// The underlying error chain.
         detail: String,
+        /// What to do, given the error and the TLS policy.
+        hint: String,
     },
     /// TLS failed: untrusted or invalid certificate.
-    #[error("TLS with registry {registry} failed: {detail}; put the registry's CA certificate in {certs_dir}/ca.crt, or use --tls-verify=false")]
+    #[error("TLS with registry {registry} failed: {detail}; {hint}")]
     Tls {
         /// `host[:port]`.
         registry: String,
         /// The underlying error chain.
         detail: String,
-        /// Where a CA certificate for it would be read from.
-        certs_dir: PathBuf,
+        /// What to do (names `certs.d/<registry>/ca.crt`).
+        hint: String,
     },
     /// The registry refused the credentials (or demands some).
-    #[error("pull access denied for {reference}: the repository does not exist or needs credentials; run `berth login {registry}`")]
+    #[error("pull access denied for {reference}: the repository does not exist or needs credentials; run `{login}`")]
     Unauthorized {
         /// The image reference.
         reference: String,
-        /// `host[:port]`.
-        registry: String,
+        /// The login command to run (with `--tls-verify=false` when the pull had it).
+        login: String,
     },
     /// The repository exists but not the tag (OCI distribution `MANIFEST_UNKNOWN`).
-    #[error("manifest for {reference} not found: repository {repository} has no such tag (or the repository does not exist); check the name and tag")]
+    #[error("manifest for {reference} not found: repository {repository} has no such {what} (or the repository does not exist); check the name and {what}")]
     ManifestUnknown {
+        /// `tag` or `digest`, whichever the reference names.
+        what: &'static str,
         /// The image reference.
         reference: String,
         /// The repository.
@@ -73,6 +77,18 @@ pub enum RegistryError {
         wanted: String,
         /// The index's platforms, comma separated.
         available: String,
+    },
+    /// A single-platform image is not of the platform `--platform` asked for.
+    #[error(
+        "{reference} does not match the specified platform: wanted {wanted}, actual: {actual}"
+    )]
+    PlatformMismatch {
+        /// The image reference.
+        reference: String,
+        /// The platform asked for.
+        wanted: String,
+        /// The image's.
+        actual: String,
     },
     /// A downloaded blob does not hash to its digest.
     #[error("blob {expected} from {registry} hashes to {actual}: the download is corrupt or the registry is misbehaving; it was discarded")]
@@ -124,4 +140,100 @@ pub enum RegistryError {
         /// Why.
         detail: String,
     },
+}
+
+/// The error for a request that got no HTTP answer: a TLS problem or a connection problem,
+/// with a hint that fits (no `--tls-verify=false` advice when it is already off; a plain-HTTP
+/// registry and a CA certificate served as the registry's own are named).
+pub(crate) fn transport_error(
+    registry: &str,
+    detail: String,
+    verify: bool,
+    certs_dir: &Path,
+) -> RegistryError {
+    let lower = detail.to_ascii_lowercase();
+    let registry = registry.to_string();
+    if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
+        return RegistryError::Connect {
+            registry,
+            detail,
+            hint: "the registry answers in plain HTTP, not HTTPS: use --tls-verify=false (or list it under \"insecure\" in registries.json)".into(),
+        };
+    }
+    if lower.contains("causedasendentity") {
+        return RegistryError::Tls {
+            registry,
+            detail,
+            hint: format!(
+                "the registry presents a CA certificate (CA:TRUE, as `openssl req -x509` makes) as its own, which is refused even when trusted; give the registry a server certificate signed by that CA (the CA in {}/ca.crt), or use --tls-verify=false",
+                certs_dir.display()
+            ),
+        };
+    }
+    let tls_words = ["certificate", "tls", "handshake", "unknownissuer", "ssl"];
+    if tls_words.iter().any(|k| lower.contains(k)) {
+        return RegistryError::Tls {
+            registry,
+            detail,
+            hint: format!(
+                "put the registry's CA certificate in {}/ca.crt, or use --tls-verify=false",
+                certs_dir.display()
+            ),
+        };
+    }
+    let hint = if verify {
+        "check the address and that the registry runs, or use --tls-verify=false for a plain-HTTP registry"
+    } else {
+        "check the address and that the registry runs"
+    };
+    RegistryError::Connect {
+        registry,
+        detail,
+        hint: hint.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_hints_fit_the_cause() {
+        let d = Path::new("/etc/berth/certs.d/r:1");
+        let plain = transport_error(
+            "r:1",
+            "received corrupt message of type InvalidContentType".into(),
+            true,
+            d,
+        );
+        assert!(plain.to_string().contains("plain HTTP"), "{plain}");
+        let ca = transport_error(
+            "r:1",
+            "invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))".into(),
+            true,
+            d,
+        );
+        assert!(
+            ca.to_string()
+                .contains("server certificate signed by that CA"),
+            "{ca}"
+        );
+        let issuer = transport_error(
+            "r:1",
+            "invalid peer certificate: UnknownIssuer".into(),
+            true,
+            d,
+        );
+        assert!(
+            issuer.to_string().contains("/etc/berth/certs.d/r:1/ca.crt"),
+            "{issuer}"
+        );
+        let refused = transport_error("r:1", "Connection refused".into(), false, d);
+        assert!(!refused.to_string().contains("--tls-verify"), "{refused}");
+        let refused = transport_error("r:1", "Connection refused".into(), true, d);
+        assert!(
+            refused.to_string().contains("--tls-verify=false"),
+            "{refused}"
+        );
+    }
 }

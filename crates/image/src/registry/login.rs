@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use super::auth::Credentials;
-use super::client::{chain, is_tls};
+use super::client::chain;
+use super::error::transport_error;
 use super::options::RegistryOptions;
 use super::RegistryError;
 
@@ -23,7 +24,9 @@ pub struct LoginRequest {
 
 /// Checks `req.credentials` against the registry and stores them in the credential file.
 ///
-/// Errors: [`RegistryError::Login`] (refused, or the registry wants no credentials),
+/// A registry that asks for no credentials accepts them (as with Docker).
+///
+/// Errors: [`RegistryError::Login`] (refused),
 /// [`RegistryError::Connect`], [`RegistryError::Tls`], [`RegistryError::AuthFile`].
 pub fn login(req: &LoginRequest, opts: &RegistryOptions) -> Result<(), RegistryError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -61,18 +64,12 @@ async fn check(req: &LoginRequest, opts: &RegistryOptions) -> Result<(), Registr
         }
     }
     let Some((scheme, first)) = response else {
-        return Err(if is_tls(&last_err) {
-            RegistryError::Tls {
-                registry: req.registry.clone(),
-                detail: last_err,
-                certs_dir: tls.certs_dir,
-            }
-        } else {
-            RegistryError::Connect {
-                registry: req.registry.clone(),
-                detail: last_err,
-            }
-        });
+        return Err(transport_error(
+            &req.registry,
+            last_err,
+            tls.verify,
+            &tls.certs_dir,
+        ));
     };
     let failed = |detail: String| RegistryError::Login {
         registry: req.registry.clone(),
@@ -86,9 +83,9 @@ async fn check(req: &LoginRequest, opts: &RegistryOptions) -> Result<(), Registr
     let user = &req.credentials.username;
     let pass = &req.credentials.password;
     let status = match challenge.as_deref() {
-        None if first.status().is_success() => {
-            return Err(failed("the registry does not ask for credentials".into()))
-        }
+        // A registry that asks for nothing accepts any credentials (Docker and Podman report
+        // success and store them too).
+        None if first.status().is_success() => return Ok(()),
         None => return Err(failed(format!("GET /v2/ answered {}", first.status()))),
         Some(c) if c.to_ascii_lowercase().starts_with("bearer") => {
             let (realm, service) = parse_bearer(c)

@@ -52,6 +52,9 @@ const ACCEPT: &[&str] = &[
 pub struct PullOptions {
     /// The platform to pick from an image index (`--platform`, default the host's).
     pub platform: Platform,
+    /// Whether `platform` was asked for (`--platform`): then a single-platform image of
+    /// another platform is refused, as Docker does; otherwise it is pulled as it is.
+    pub platform_explicit: bool,
     /// TLS and credentials.
     pub registry: RegistryOptions,
 }
@@ -142,6 +145,7 @@ impl ImageStore {
         opts: &PullOptions,
         progress: &dyn PullProgress,
     ) -> Result<PullOutcome, ImageError> {
+        self.sweep_dead_pulls();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -164,6 +168,9 @@ impl ImageStore {
             Some(stored) => stored,
             None => fetch_config(&session, &manifest).await?,
         };
+        if opts.platform_explicit {
+            check_platform(&session, &opts.platform, &config)?;
+        }
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers.len() {
             return Err(RegistryError::LayerCount {
@@ -286,11 +293,16 @@ impl ImageStore {
             image.manifest_digest
         );
         let up_to_date = db.write(|tx| {
+            // Up to date: the name pulled (the tag, or the digest for a pull by digest)
+            // already named this image; a new tag of a known image is "newer", as in Docker.
+            let (table, name) = match reference.tag() {
+                Some(_) => ("image_tags", reference.normalized()),
+                None => ("repo_digests", repo_digest.clone()),
+            };
             let before: Option<String> = tx
                 .query_row(
-                    "SELECT image_id FROM image_tags WHERE name = ?1 \
-                     UNION ALL SELECT image_id FROM repo_digests WHERE name = ?2 LIMIT 1",
-                    params![reference.normalized(), repo_digest],
+                    &format!("SELECT image_id FROM {table} WHERE name = ?1"),
+                    [name],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -391,6 +403,29 @@ async fn resolve_manifest(
         .into());
     }
     Ok((manifest, top_digest))
+}
+
+/// Refuses an image whose config names another platform than the one asked for.
+fn check_platform(
+    session: &Session,
+    wanted: &Platform,
+    config: &ImageConfiguration,
+) -> Result<(), RegistryError> {
+    let os = config.os().to_string();
+    let arch = config.architecture().to_string();
+    let variant = config.variant().clone();
+    if wanted.matches(&os, &arch, variant.as_deref()) {
+        return Ok(());
+    }
+    let actual = match variant {
+        Some(v) => format!("{os}/{arch}/{v}"),
+        None => format!("{os}/{arch}"),
+    };
+    Err(RegistryError::PlatformMismatch {
+        reference: session.reference.clone(),
+        wanted: wanted.to_string(),
+        actual,
+    })
 }
 
 fn is_index(m: &RawManifest) -> bool {
