@@ -449,6 +449,8 @@ pub struct FakeOptions {
     pub tamper: bool,
     /// Send blobs of 8 MiB or more at this many bytes per second (0: full speed).
     pub throttle: u32,
+    /// Cut the first this many GETs of each blob after half its bytes (0: never).
+    pub cut_first: u32,
 }
 
 /// `fake-registry.py` serving the fixture layout inside a sandbox host (plain HTTP,
@@ -479,6 +481,7 @@ impl FakeRegistry {
         let (log, out) = (dir.path().join("fake.log"), dir.path().join("fake.out"));
         let port_s = port.to_string();
         let throttle = opts.throttle.to_string();
+        let cut_first = opts.cut_first.to_string();
         let mut argv = vec![
             "/usr/bin/python3",
             path_str(&script),
@@ -494,6 +497,8 @@ impl FakeRegistry {
             path_str(&log),
             "--throttle",
             &throttle,
+            "--cut-first",
+            &cut_first,
         ];
         if opts.tamper {
             argv.push("--tamper");

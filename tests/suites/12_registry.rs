@@ -170,6 +170,7 @@ fn fake_registry_serves_and_misbehaves_for_skopeo() {
         FakeOptions {
             tamper: true,
             throttle: 0,
+            cut_first: 0,
         },
     );
     let dir = tempfile::tempdir().expect("tempdir");
@@ -532,6 +533,7 @@ fn killed_pull_leaves_no_image_and_the_next_reuses_blobs() {
         FakeOptions {
             tamper: false,
             throttle: 4 << 20,
+            cut_first: 0,
         },
     );
     let reference = slow.image("big:big");
@@ -587,6 +589,7 @@ fn wrong_digest_fails_naming_both_and_leaves_no_image() {
         FakeOptions {
             tamper: true,
             throttle: 0,
+            cut_first: 0,
         },
     );
     let reference = fake.image("web:tampered");
@@ -886,4 +889,33 @@ fn broken_credentials_file_does_not_block_anonymous_pulls() {
     let out = pull_insecure(&host, &cfg, &reg.image("web:latest"));
     out.ok();
     assert!(out.stderr.contains("without credentials"), "{out}");
+}
+
+#[test]
+fn transient_cuts_are_retried_with_back_off() {
+    require_root!();
+    let host = SandboxHost::new();
+    let cfg = ClientConfig::new();
+    let fake = FakeRegistry::start(
+        &host,
+        FakeOptions {
+            tamper: false,
+            throttle: 0,
+            cut_first: 2,
+        },
+    );
+    let reference = fake.image("web:multi");
+    let out = pull_insecure(&host, &cfg, &reference);
+    let stdout = out.ok();
+    assert!(
+        stdout.contains("Retrying (attempt 2)") && stdout.contains("Retrying (attempt 3)"),
+        "two cuts, two retries per layer: {out}"
+    );
+    let log = fake.log();
+    assert!(
+        log.contains(" cut bytes="),
+        "the fake cut a download:\n{log}"
+    );
+    host.cli(&["run", "--rm", "--net", "none", &reference, "true"])
+        .ok();
 }

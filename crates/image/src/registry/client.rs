@@ -163,6 +163,46 @@ impl Session {
     }
 }
 
+/// Whether an oci-client error is worth retrying: no answer (connect, timeout), a body cut
+/// short, or a server-side status (5xx, 429 Too Many Requests).
+pub(crate) fn is_transient(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::RequestError(re) => {
+            is_transport(re) || re.is_body() || re.is_decode()
+        }
+        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
+        _ => false,
+    }
+}
+
+/// Runs `op` until it succeeds, fails for good, or [`MAX_ATTEMPTS`] attempts failed
+/// transiently ([`is_transient`]), sleeping [`BACKOFF`] doubled per attempt in between.
+pub(crate) async fn with_retries<T, F, Fut>(
+    what: &str,
+    mut op: F,
+) -> Result<T, OciDistributionError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
+                tracing::debug!(what, attempt, error = %e, "transient registry error; retrying");
+                tokio::time::sleep(BACKOFF * 2u32.pow(attempt - 1)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Attempts per request before a transient error is final.
+pub(crate) const MAX_ATTEMPTS: u32 = 4;
+/// First back-off; doubles per attempt (0.5 s, 1 s, 2 s).
+pub(crate) const BACKOFF: Duration = Duration::from_millis(500);
+
 /// Whether a request failed before any HTTP exchange (connect, TLS handshake, timeout).
 pub(crate) fn is_transport(e: &reqwest::Error) -> bool {
     e.is_connect() || e.is_timeout() || (e.is_request() && e.status().is_none())

@@ -11,7 +11,6 @@
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -19,7 +18,7 @@ use oci_client::errors::{DigestError as OciDigestError, OciDistributionError};
 use oci_client::manifest::OciDescriptor;
 use tokio::sync::mpsc;
 
-use super::client::{chain, is_transport, Session};
+use super::client::{chain, is_transient, Session, BACKOFF, MAX_ATTEMPTS};
 use super::progress::{LayerState, PullEvent, PullProgress};
 use super::RegistryError;
 use crate::compression::decompress;
@@ -28,10 +27,6 @@ use crate::error::{io_err, ImageError};
 use crate::store::ImageStore;
 use crate::unpack::unpack_layer;
 
-/// Attempts per blob before a transient error is final.
-const MAX_ATTEMPTS: u32 = 4;
-/// First back-off; doubles per attempt (0.5 s, 1 s, 2 s).
-const BACKOFF: Duration = Duration::from_millis(500);
 /// Chunks buffered between the download and the unpacking thread.
 const CHANNEL_CHUNKS: usize = 64;
 /// Progress is reported every this many bytes.
@@ -207,12 +202,7 @@ fn finish(
 
 /// Classifies an error of the blob request (before any byte).
 fn attempt_error(session: &Session, e: OciDistributionError) -> AttemptError {
-    let transient = match &e {
-        OciDistributionError::RequestError(re) => is_transport(re),
-        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
-        _ => false,
-    };
-    if transient {
+    if is_transient(&e) {
         AttemptError::Transient(chain(&e))
     } else {
         AttemptError::Fatal(session.classify(e).into())

@@ -16,7 +16,7 @@ use oci_client::manifest::OciDescriptor;
 use oci_spec::image::ImageConfiguration;
 use serde::Deserialize;
 
-use super::client::{Session, MAX_CONCURRENT_DOWNLOADS};
+use super::client::{with_retries, Session, MAX_CONCURRENT_DOWNLOADS};
 use super::fetch::{fetch_layer, FetchedLayer, LayerJob};
 use super::options::RegistryOptions;
 use super::platform::Platform;
@@ -438,11 +438,13 @@ async fn fetch_manifest(
     session: &Session,
     oci_ref: &oci_client::Reference,
 ) -> Result<(RawManifest, Digest), ImageError> {
-    let (body, digest) = session
-        .client
-        .pull_manifest_raw(oci_ref, &session.auth, ACCEPT)
-        .await
-        .map_err(|e| session.classify(e))?;
+    let (body, digest) = with_retries("manifest", || {
+        session
+            .client
+            .pull_manifest_raw(oci_ref, &session.auth, ACCEPT)
+    })
+    .await
+    .map_err(|e| session.classify(e))?;
     let manifest: RawManifest =
         serde_json::from_slice(&body).map_err(|e| RegistryError::Other {
             registry: session.registry.clone(),
@@ -484,12 +486,17 @@ async fn fetch_config(
     {
         return Err(unsupported(desc.media_type.clone()).into());
     }
-    let mut raw = Vec::new();
-    session
-        .client
-        .pull_blob(&session.oci_ref, &oci_descriptor(desc), &mut raw)
-        .await
-        .map_err(|e| session.classify(e))?;
+    let descriptor = oci_descriptor(desc);
+    let raw = with_retries("image config", || async {
+        let mut raw = Vec::new();
+        session
+            .client
+            .pull_blob(&session.oci_ref, &descriptor, &mut raw)
+            .await
+            .map(|()| raw)
+    })
+    .await
+    .map_err(|e| session.classify(e))?;
     let actual = Digest::of_bytes(&raw);
     if actual.as_str() != desc.digest {
         return Err(RegistryError::DigestMismatch {
