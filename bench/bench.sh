@@ -12,7 +12,7 @@
 #   datapath    TCP round trips (sockperf) loopback/floor/c2c/published/macvlan
 #   memory      RSS at rest of the monitor and `berth dns` vs conmon, containerd-shim, dockerd
 # Writes bench/results/<UTC date>.md (quick: <UTC date>-quick.md; a BENCH_FIGURES subset adds
-# its names, e.g. <UTC date>-run-ports.md), PNG plots beside it (<stem>-<plot>.png) and the raw
+# its names, e.g. <UTC date>-run-ports.md), PNG plots beside it (<stem>-plot-<name>.png) and the raw
 # hyperfine JSON (<stem>.json).
 #
 # Usage: bench/bench.sh --full | --quick
@@ -119,9 +119,9 @@ write_results() {
     [ "$BENCH_FIGURE_LIST" = "$BENCH_DEFAULT_FIGURES" ] || stem=$stem-${BENCH_FIGURE_LIST//,/-}
     out=$here/results/$stem.md
     mkdir -p "$here/results"
-    rm -f "$here/results/$stem"-*.png
+    rm -f "$here/results/$stem"-plot-*.png
     # BENCH_KEEP=DIR keeps a copy of the raw data (to rework report.py/plots.py without a rerun).
-    [ -z "${BENCH_KEEP:-}" ] || { mkdir -p "$BENCH_KEEP" && cp -r "$BENCH_WORK"/{json,iperf,rtt,*.json} "$BENCH_KEEP"/ 2>/dev/null; }
+    [ -z "${BENCH_KEEP:-}" ] || { mkdir -p "$BENCH_KEEP" && { cp -r "$BENCH_WORK"/{json,iperf,rtt,*.json} "$BENCH_KEEP"/ 2>/dev/null || true; }; }
     if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
         /usr/bin/python3 "$here/plots.py" "$BENCH_WORK" "${out%.md}" >&2
     else

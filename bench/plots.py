@@ -3,7 +3,7 @@
 
 Usage: /usr/bin/python3 plots.py WORKDIR PREFIX
 
-Writes PREFIX-<name>.png for each plot whose data exists (WORKDIR laid out as
+Writes PREFIX-plot-<name>.png for each plot whose data exists (WORKDIR laid out as
 bench/benchdata.py says):
 - run         bars: `run --rm web true` median per mode and engine, min–max whiskers
 - endpoints   lines: per-endpoint setup and teardown vs endpoints on the network (berth's
@@ -13,7 +13,8 @@ bench/benchdata.py says):
 - datapath    bars: throughput ÷ loopback and ÷ floor; round trip ÷ loopback and ÷ floor
 - memory      bars: VmRSS at rest of per-container and per-host processes
 plus, for every extra module NAME listed in facts.json's "figures" with a
-bench/report_NAME.py defining plots(workdir, prefix), what that function draws.
+bench/report_NAME.py defining plots(workdir, prefix), what that function draws (it should
+write PREFIX-plot-NAME.png to be linked from the report).
 Needs Debian's python3-matplotlib (run with /usr/bin/python3, not a pyenv shim).
 """
 
@@ -48,7 +49,7 @@ BUILTIN = ("run", "bridge", "underlay", "ports", "concurrent", "datapath", "memo
 
 
 def save(fig, prefix, name):
-    path = Path(f"{prefix}-{name}.png")
+    path = Path(f"{prefix}-plot-{name}.png")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -8,7 +8,7 @@ mode and engine (issues 2 and 6); memory (CLI peak, monitor and `berth dns` at r
 report_net.py's bridge endpoints (issue 3), ports, concurrent starts, data path and underlay
 (issue 4); then the section of every extra module (bench/report_NAME.py defining
 section(workdir) for a module NAME listed in facts.json's "figures"); the plots that
-plots.py wrote beside OUT.md (OUT-stem-*.png); notes; command lines.
+plots.py wrote beside OUT.md (<OUT stem>-plot-*.png); notes; command lines.
 Goals checked: issue 2 (berth adds at most 15 ms over bare runc and takes at most half of
 podman's time), issue 3 (per-endpoint setup/teardown ≤ 5 ms, at the largest fill level ≤ 1.1×
 the empty case; one `run` publishing 1000 ports < 1 s), issue 4 (macvlan setup ≤ 3 ms).
@@ -158,12 +158,12 @@ def extra_sections(workdir, facts):
 
 
 def plot_lines(out_md):
-    pngs = sorted(out_md.parent.glob(f"{out_md.stem}-*.png"))
+    pngs = sorted(out_md.parent.glob(f"{out_md.stem}-plot-*.png"))
     if not pngs:
         return []
     lines = ["", "## Plots", ""]
     for png in pngs:
-        key = png.stem[len(out_md.stem) + 1:]
+        key = png.stem[len(out_md.stem) + len("-plot-"):]
         lines += [f"![{PLOT_CAPTIONS.get(key, key)}]({png.name})", ""]
     return lines
 

@@ -54,8 +54,11 @@ def mmm(figure):
 
 
 def times(value, base):
-    """'×R' of value over base (berth's ratio to a peer), or an em dash."""
-    return "—" if value is None or not base or base <= 0 else f"×{value / base:.2f}"
+    """'×R' of value over base (berth's ratio to a peer), or an em dash; a value ≤ 0 (a
+    difference of medians within noise) has no meaningful ratio."""
+    if value is None or not base or base <= 0:
+        return "—"
+    return "≤ 0 (noise)" if value <= 0 else f"×{value / base:.2f}"
 
 
 def endpoint_table(levels):

@@ -120,12 +120,12 @@ expect '## extra module section'
 if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
     /usr/bin/python3 plots.py "$w" "$tmp/p" 2>/dev/null
     for png in datapath memory; do
-        [ "$(head -c4 "$tmp/p-$png.png" | od -An -tx1 | tr -d ' ')" = 89504e47 ] || fail "plot $png is not a PNG"
+        [ "$(head -c4 "$tmp/p-plot-$png.png" | od -An -tx1 | tr -d ' ')" = 89504e47 ] || fail "plot $png is not a PNG"
     done
-    [ ! -e "$tmp/p-run.png" ] || fail "run plot drawn without its figures"
-    touch "$tmp/out-run.png"
+    [ ! -e "$tmp/p-plot-run.png" ] || fail "run plot drawn without its figures"
+    touch "$tmp/out-plot-run.png"
     python3 report.py "$w" "$tmp/out.md"
-    expect '![`run --rm web true` per mode and engine](out-run.png)'
+    expect '![`run --rm web true` per mode and engine](out-plot-run.png)'
 else
     echo "SKIP: plots: python3-matplotlib is not installed"
 fi

@@ -41,8 +41,8 @@ concurrent_rep() {
         --argjson d "$(sort <<<"$ips" | uniq -d | grep -c . || true)" \
         --argjson a "$(grep -c . <<<"$ips" || true)" \
         '{total_s: ($t / 1000), failures: $f, duplicates: $d, addresses: $a}'
-    # shellcheck disable=SC2046 # one name per word
-    $fn rm -f $(seq -f 'conc-%.0f' 0 $((CONC_N - 1))) >/dev/null 2>&1
+    # shellcheck disable=SC2046 # one name per word; podman's rm waits 10 s for SIGTERM without -t 0
+    $fn rm -f $([ "$fn" = podman_in ] && echo "-t 0") $(seq -f 'conc-%.0f' 0 $((CONC_N - 1))) >/dev/null 2>&1
     rm -f "$BENCH_WORK"/conc-*.err
 }
 

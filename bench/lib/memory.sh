@@ -60,7 +60,7 @@ memory_podman() {
     podman_in run -d --net podman --name mem-idle web sleep 100000 >/dev/null
     sleep 1
     memory_row podman "conmon, per container" "$(podman_in inspect mem-idle --format '{{.State.ConmonPid}}')"
-    podman_in rm -f mem-idle >/dev/null 2>&1
+    podman_in rm -f -t 0 mem-idle >/dev/null 2>&1
 }
 
 memory_docker() {

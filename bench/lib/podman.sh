@@ -84,7 +84,7 @@ podman_cmdline() {
 podman_cleanup() {
     local dir
     [ -n "$PODMAN_SLEEPER" ] || return 0
-    podman_in rm -af >/dev/null 2>&1
+    podman_in rm -af -t 0 >/dev/null 2>&1
     kill "$PODMAN_SLEEPER" 2>/dev/null && wait "$PODMAN_SLEEPER" 2>/dev/null
     PODMAN_SLEEPER=""
     podman_remove_cgroups
