@@ -37,7 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$PWD/bench
 BENCH_T0=$(date +%s)
-BENCH_DEFAULT_FIGURES=run,bridge,underlay,ports,concurrent,datapath,memory
+BENCH_DEFAULT_FIGURES=run,bridge,underlay,ports,concurrent,datapath,memory,pull
 # shellcheck source=bench/lib/sandbox.sh
 . "$here/lib/sandbox.sh"
 # shellcheck source=bench/lib/measure.sh

@@ -85,11 +85,12 @@ pull_figures() {
         "nsenter --net=/run/netns/$BENCH_NS skopeo copy -q --src-tls-verify=false docker://$PULL_REF dir:$d/skopeo"
     measure_prepared pull-skopeo-tar "rm -rf $d/skopeo-tar $d/rootfs" \
         "nsenter --net=/run/netns/$BENCH_NS skopeo copy -q --src-tls-verify=false docker://$PULL_REF dir:$d/skopeo-tar && mkdir $d/rootfs && for l in \$(jq -r '.layers[].digest' $d/skopeo-tar/manifest.json); do tar -xzf $d/skopeo-tar/\${l#sha256:} -C $d/rootfs || exit 1; done"
-    if command -v podman >/dev/null && [ -n "${PODMAN_SLEEPER:-}" ]; then
+    if command -v podman >/dev/null; then
+        podman_setup "$BENCH_WORK/fixtures/web.docker.tar"
         peer_runs measure_prepared pull-podman "$(podman_line rmi -f "$PULL_REF") >/dev/null 2>&1 || true" \
             "$(podman_line pull -q --tls-verify=false "$PULL_REF") >/dev/null"
     else
-        skip_note "pull: podman $( [ -n "${PODMAN_SLEEPER:-}" ] || echo "not set up (run module off or podman absent)")"
+        skip_note "pull: $(absent_reason podman)"
     fi
     rm -rf "$d"
 }
