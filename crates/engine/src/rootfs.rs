@@ -60,9 +60,28 @@ pub fn unmount(target: &Path) -> Result<(), EngineError> {
     })
 }
 
-/// Whether `path` is a mount point, from /proc/self/mountinfo (field 5; octal escapes
-/// decoded as proc(5) describes).
+/// Whether `path` is a mount point: `statx(2)`'s `STATX_ATTR_MOUNT_ROOT` (Linux 5.8), one
+/// syscall; on older kernels, /proc/self/mountinfo (field 5; octal escapes decoded as
+/// proc(5) describes), whose size — and the kernel's cost of generating it — grows with every
+/// container's overlay and netns mount (with 300 containers it cost ~10 ms per read).
 pub fn is_mounted(path: &Path) -> bool {
+    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags, CWD};
+    match statx(
+        CWD,
+        path,
+        AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::empty(),
+    ) {
+        Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            return st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+        }
+        Ok(_) | Err(rustix::io::Errno::NOSYS) => {}
+        Err(_) => return false,
+    }
+    is_mounted_by_mountinfo(path)
+}
+
+fn is_mounted_by_mountinfo(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
@@ -215,6 +234,17 @@ mod tests {
             lookup_command(r, path, "escape"),
             Err(LookupError::NotFound)
         );
+    }
+
+    #[test]
+    fn mount_roots_are_told_from_plain_directories() {
+        // `/` and /proc are mount points on every Linux; a fresh directory is not.
+        assert!(is_mounted(Path::new("/")));
+        assert!(is_mounted(Path::new("/proc")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mounted(dir.path()));
+        assert!(!is_mounted(&dir.path().join("missing")));
+        assert_eq!(is_mounted_by_mountinfo(Path::new("/proc")), true);
     }
 
     #[test]
