@@ -55,6 +55,24 @@ pub fn monitor_running(paths: &Paths, id: &str) -> bool {
     true
 }
 
+/// Waits until no monitor holds the lock of container `id`, for at most `timeout`. True if it
+/// was released (or never held). A thread blocks in flock(2) and takes-and-drops the lock the
+/// moment the monitor's last descriptor closes, so the caller wakes at once instead of at the
+/// next tick of a polling loop (polling every 20 ms cost `stop`/`rm -f` ~15 ms on average). On
+/// timeout the thread stays blocked until the lock frees or the process exits.
+pub fn wait_released(paths: &Paths, id: &str, timeout: std::time::Duration) -> bool {
+    let Ok(file) = open(&paths.monitor_lock(id)) else {
+        return !monitor_running(paths, id);
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let taken = flock(&file, FlockOperation::LockExclusive).is_ok();
+        drop(file);
+        let _ = tx.send(taken);
+    });
+    rx.recv_timeout(timeout).unwrap_or(false)
+}
+
 /// Takes an exclusive flock(2) on `path` (created, with its directory, if missing), waiting
 /// for other holders; released when the returned file is dropped. For the short, host-wide
 /// critical sections (`<runroot>/locks/networks`, `<runroot>/locks/host-ports`).
@@ -100,5 +118,44 @@ mod tests {
         assert!(monitor_running(&paths, "abc"));
         drop(copy);
         assert!(!monitor_running(&paths, "abc"));
+    }
+
+    #[test]
+    fn waiting_for_a_release_wakes_when_the_holder_lets_go() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            root: d.path().join("root"),
+            runroot: d.path().join("run"),
+        };
+        assert!(wait_released(
+            &paths,
+            "free",
+            std::time::Duration::from_millis(50)
+        ));
+        let held = MonitorLock::try_acquire(&paths, "abc")
+            .unwrap()
+            .expect("free");
+        let waiter = {
+            let paths = paths.clone();
+            std::thread::spawn(move || {
+                wait_released(&paths, "abc", std::time::Duration::from_secs(5))
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(
+            !waiter.is_finished(),
+            "the waiter blocks while the lock is held"
+        );
+        drop(held);
+        assert!(waiter.join().unwrap(), "a released lock wakes the waiter");
+        let held = MonitorLock::try_acquire(&paths, "abc")
+            .unwrap()
+            .expect("free again");
+        assert!(!wait_released(
+            &paths,
+            "abc",
+            std::time::Duration::from_millis(30)
+        ));
+        drop(held);
     }
 }

@@ -2,7 +2,7 @@
 //! monitor to record the exit. Each marks the container user-stopped so the restart policy
 //! leaves it alone (Docker's `HasBeenManuallyStopped`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::state::{self, Status};
 use crate::{Engine, EngineError};
@@ -83,16 +83,7 @@ impl Engine {
     /// Waits until the container's monitor has exited (or it is not running and has no
     /// monitor). True if so within `timeout`.
     fn wait_monitor(&self, id: &str, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        loop {
-            if !crate::lock::monitor_running(&self.paths, id) {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::lock::wait_released(&self.paths, id, timeout)
     }
 }
 
