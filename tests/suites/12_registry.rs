@@ -169,8 +169,7 @@ fn fake_registry_serves_and_misbehaves_for_skopeo() {
         &host,
         FakeOptions {
             tamper: true,
-            throttle: 0,
-            cut_first: 0,
+            ..FakeOptions::default()
         },
     );
     let dir = tempfile::tempdir().expect("tempdir");
@@ -531,9 +530,8 @@ fn killed_pull_leaves_no_image_and_the_next_reuses_blobs() {
     let slow = FakeRegistry::start(
         &host,
         FakeOptions {
-            tamper: false,
             throttle: 4 << 20,
-            cut_first: 0,
+            ..FakeOptions::default()
         },
     );
     let reference = slow.image("big:big");
@@ -588,8 +586,7 @@ fn wrong_digest_fails_naming_both_and_leaves_no_image() {
         &host,
         FakeOptions {
             tamper: true,
-            throttle: 0,
-            cut_first: 0,
+            ..FakeOptions::default()
         },
     );
     let reference = fake.image("web:tampered");
@@ -899,9 +896,8 @@ fn transient_cuts_are_retried_with_back_off() {
     let fake = FakeRegistry::start(
         &host,
         FakeOptions {
-            tamper: false,
-            throttle: 0,
             cut_first: 2,
+            ..FakeOptions::default()
         },
     );
     let reference = fake.image("web:multi");

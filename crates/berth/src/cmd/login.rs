@@ -67,7 +67,7 @@ pub fn login(a: LoginArgs) -> CmdResult {
         std::io::stdin().lock().read_line(&mut line)?;
         line.trim_end_matches(['\r', '\n']).to_string()
     } else {
-        rustix_password("Password: ")?
+        read_password("Password: ")?
     };
     if username.is_empty() {
         anyhow::bail!("the user name must not be empty");
@@ -109,7 +109,7 @@ fn prompt(text: &str) -> anyhow::Result<String> {
 }
 
 /// Reads a password from the terminal with echo off.
-fn rustix_password(text: &str) -> anyhow::Result<String> {
+fn read_password(text: &str) -> anyhow::Result<String> {
     use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
     let stdin = std::io::stdin();
     let saved = tcgetattr(&stdin)?;

@@ -134,14 +134,34 @@ async fn download_once(
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let dest = unpacked.path().to_path_buf();
     let unpacker = tokio::task::spawn_blocking(move || unpack_stream(ChannelReader::new(rx), dest));
-    let mut stream = match session
+    let streamed = stream_blob(session, job, &mut tmp, tx, progress).await;
+    // Always wait for the unpacker, even on error: it must not write into `unpacked` while
+    // that temp dir is being removed (a half-removed `.tmp-*` would outlive the attempt).
+    let unpack = unpacker.await;
+    streamed?;
+    let blob_path = store.blob_path(&job.blob);
+    let unpack = unpack.map_err(|e| fatal(join_err(&blob_path, e)))?;
+    let (diff_id, size) = unpack.map_err(fatal)?;
+    tmp.persist(&blob_path)
+        .map_err(|e| fatal(io_err("store blob", &blob_path)(e.error)))?;
+    progress.event(layer_event(&job.blob, LayerState::DownloadComplete));
+    finish(job, diff_id, size, unpacked, progress).map_err(fatal)
+}
+
+/// Streams the blob into `tmp` and, chunk by chunk, to the unpacker behind `tx` (dropped on
+/// return, which ends the unpacker's input).
+async fn stream_blob(
+    session: &Session,
+    job: &LayerJob,
+    tmp: &mut tempfile::NamedTempFile,
+    tx: mpsc::Sender<Bytes>,
+    progress: &dyn PullProgress,
+) -> Result<(), AttemptError> {
+    let mut stream = session
         .client
         .pull_blob_stream(&session.oci_ref, &job.descriptor)
         .await
-    {
-        Ok(s) => s,
-        Err(e) => return Err(attempt_error(session, e)),
-    };
+        .map_err(|e| attempt_error(session, e))?;
     let total = u64::try_from(job.descriptor.size).unwrap_or(0);
     let (mut done, mut reported) = (0u64, 0u64);
     progress.event(layer_event(
@@ -149,12 +169,9 @@ async fn download_once(
         LayerState::Downloading { done, total },
     ));
     while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => return Err(stream_error(session, job, e)),
-        };
+        let chunk = chunk.map_err(|e| stream_error(session, job, e))?;
         tmp.write_all(&chunk)
-            .map_err(|e| fatal(io_err("write blob", tmp.path())(e)))?;
+            .map_err(|e| AttemptError::Fatal(io_err("write blob", tmp.path())(e)))?;
         done += chunk.len() as u64;
         if done - reported >= PROGRESS_STEP {
             reported = done;
@@ -167,14 +184,7 @@ async fn download_once(
             break; // the unpacker stopped: its error is the one to report
         }
     }
-    drop(tx);
-    let blob_path = store.blob_path(&job.blob);
-    let unpack = unpacker.await.map_err(|e| fatal(join_err(&blob_path, e)))?;
-    let (diff_id, size) = unpack.map_err(fatal)?;
-    tmp.persist(&blob_path)
-        .map_err(|e| fatal(io_err("store blob", &blob_path)(e.error)))?;
-    progress.event(layer_event(&job.blob, LayerState::DownloadComplete));
-    finish(job, diff_id, size, unpacked, progress).map_err(fatal)
+    Ok(())
 }
 
 /// Checks the diff_id and reports the layer complete.
