@@ -62,8 +62,13 @@ for f in ${BENCH_FIGURE_LIST//,/ }; do
     [ -f "$here/lib/$f.sh" ] || { echo "bench: no figure module bench/lib/$f.sh" >&2; exit 2; }
 done
 
+# apt-get update once per run (a fresh machine's package lists may be empty), then install.
 apt_install() {
     echo "bench: installing $*" >&2
+    if [ -z "${BENCH_APT_UPDATED:-}" ]; then
+        apt-get update -q >&2
+        BENCH_APT_UPDATED=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2
 }
 
@@ -79,8 +84,16 @@ prepare_tools() {
     command -v sockperf >/dev/null || apt_install sockperf
     [ -x /usr/bin/time ] || apt_install time
     /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || apt_install python3-matplotlib
-    if [ -z "${BENCH_NO_PODMAN:-}" ] && ! command -v podman >/dev/null; then
-        apt_install podman
+    # The CNI peer (bridge module) and the registry the pull module serves from.
+    [ -x /usr/lib/cni/bridge ] || apt_install containernetworking-plugins
+    command -v iptables >/dev/null || apt_install iptables
+    command -v docker-registry >/dev/null || apt_install docker-registry
+    # podman with --no-install-recommends gets containernetworking-plugins for its network
+    # dependency, not netavark: without netavark (and aardvark-dns) it refuses every run.
+    if [ -z "${BENCH_NO_PODMAN:-}" ]; then
+        command -v podman >/dev/null || apt_install podman
+        [ -x /usr/lib/podman/netavark ] && [ -x /usr/lib/podman/aardvark-dns ] ||
+            apt_install netavark aardvark-dns
     fi
     if [ -z "${BENCH_NO_DOCKER:-}" ] && ! command -v dockerd >/dev/null; then
         apt_install docker.io
@@ -160,5 +173,10 @@ for f in ${BENCH_FIGURE_LIST//,/ }; do
     echo "bench: == module $f ($(($(date +%s) - BENCH_T0)) s) ==" >&2
     "${f}_figures"
 done
+# Peers may be skipped; berth's own figures never are (issue 10).
+if [ "${BENCH_BERTH_TIMED:-0}" = 0 ]; then
+    echo "bench: FAILED: no berth figure was timed (modules: $BENCH_FIGURE_LIST)" >&2
+    exit 1
+fi
 write_facts >"$BENCH_WORK/facts.json"
 write_results

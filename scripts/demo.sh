@@ -14,12 +14,19 @@ cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates namespaces and containers)" >&2; exit 1; }
 
-pkgs=(runc busybox-static umoci skopeo iproute2 curl)
+# What the demo calls: runc (the OCI runtime), busybox-static + umoci + skopeo (the test image),
+# iproute2 (ip, ss), nftables (every bridge network's firewall), curl (the client), util-linux
+# (nsenter), procps.
+pkgs=(runc busybox-static umoci skopeo iproute2 nftables curl util-linux procps)
 missing=()
-for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "demo: installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 # BERTH_BIN overrides the binary (e.g. a debug build); otherwise build the release one.

@@ -108,21 +108,25 @@ nv_level() {
 
 figures_endpoints() {
     local counts n
-    local nv=1
+    local nv=1 cni=1
     counts=${BENCH_ENDPOINTS:-$([ "$mode" = full ] && echo "0 100 500 1000" || echo "0 20")}
     export CNI_BENCH_DIR=$BENCH_WORK/cni CNI_BENCH_NS=$BENCH_NS-n
     export NV_BENCH_DIR=$BENCH_WORK/netavark NV_BENCH_NS=$BENCH_NS-v
     mkdir -p "$CNI_BENCH_DIR" "$NV_BENCH_DIR"
     BENCH_CLEANUP_HOOKS+=(cni_cleanup)
-    [ -x /usr/lib/podman/netavark ] || { nv=""; skip_note "netavark setup/teardown: $(absent_reason netavark "podman install failed")"; }
+    [ -x /usr/lib/podman/netavark ] || { nv=""; skip_note "netavark setup/teardown: $(absent_reason netavark "apt-get install netavark failed")"; }
+    # The CNI peer needs the plugins and iptables (portmap and bridge's ipMasq program it).
+    if [ ! -x /usr/lib/cni/bridge ] || ! command -v iptables >/dev/null; then
+        cni=""
+        skip_note "CNI bridge/portmap ADD/DEL: $(absent_reason "containernetworking-plugins and iptables" "apt-get install failed")"
+    fi
     for n in $counts; do
         bridge_fill "$n"
         bridge_level "$n"
-        cni_fill "$n"
-        cni_level "$n"
+        [ -z "$cni" ] || { cni_fill "$n"; cni_level "$n"; }
         [ -z "$nv" ] || { nv_fill "$n"; nv_level "$n"; }
     done
-    BENCH_NOTES+=("endpoints: berth figures at fill levels $counts; CNI peer: Debian containernetworking-plugins $(dpkg-query -W -f '${Version}' containernetworking-plugins 2>/dev/null || echo '?') (bridge + host-local + portmap, iptables-nft) called directly, timed with the netns creation/removal so it covers what berth's difference covers; netavark peer: netavark $(/usr/lib/podman/netavark --version 2>/dev/null | awk '{print $2}') setup/teardown called directly with podman's JSON (bridge, iptables driver, one port, static IP, DNS off), timed with the netns creation/removal likewise")
+    BENCH_NOTES+=("endpoints: berth figures at fill levels $counts; CNI peer: Debian containernetworking-plugins $(dpkg-query -W -f '${Version}' containernetworking-plugins 2>/dev/null || echo '?') (bridge + host-local + portmap, iptables-nft) called directly, timed with the netns creation/removal so it covers what berth's difference covers; netavark peer: netavark $(tool_version 2 /usr/lib/podman/netavark --version) setup/teardown called directly with podman's JSON (bridge, iptables driver, one port, static IP, DNS off), timed with the netns creation/removal likewise")
     # Drop the fillers so the later figures run on a small network (rm -f of many at once).
     local last=$((BRIDGE_FILLED - 1))
     [ "$last" -lt 0 ] || seq -f 'fill-%.0f' 0 "$last" | xargs -r -n 100 nsenter \
@@ -171,7 +175,7 @@ figures_throughput() {
     iperf_client c2c "$cli_key" "$srv_ip" 5201
     iperf_client published "$host" 127.0.0.1 15201
     kill "$IPERF_PID" 2>/dev/null
-    BENCH_NOTES+=("throughput: iperf3 $(iperf3 --version | awk 'NR==1 {print $2}') of the host, one TCP stream; in a container's namespace via \`nsenter --net=<SandboxKey>\`; loopback = 127.0.0.1 in the sandbox host; c2c = container to container on $BRIDGE_NET; published = sandbox host to 127.0.0.1:15201 published to the server container's 5201")
+    BENCH_NOTES+=("throughput: iperf3 $(tool_version 2 iperf3 --version) of the host, one TCP stream; in a container's namespace via \`nsenter --net=<SandboxKey>\`; loopback = 127.0.0.1 in the sandbox host; c2c = container to container on $BRIDGE_NET; published = sandbox host to 127.0.0.1:15201 published to the server container's 5201")
 }
 
 bridge_figures() {

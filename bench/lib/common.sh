@@ -8,6 +8,7 @@
 #   peer_runs CMD...       runs CMD with BENCH_RUNS/BENCH_WARMUP lowered to the peer counts
 #                          (BENCH_PEER_RUNS, BENCH_PEER_WARMUP): slow peers take fewer runs
 #   skip_note TEXT         prints "SKIP: TEXT" and keeps TEXT as a note of the report
+#   tool_version N CMD...  the Nth word of CMD's first output line, or "?" (never fails)
 #   write_facts            facts.json on stdout: machine, versions, runs, notes
 
 BENCH_NOTES=(
@@ -48,6 +49,17 @@ skip_note() {
     BENCH_NOTES+=("not measured: $*")
 }
 
+# A tool's version for the notes. A plain `$(tool --version | awk ...)` inside an assignment
+# ends the whole run under `set -euo pipefail` when the tool is absent (issue 10): this never
+# fails, and says "?" for a missing or failing tool.
+tool_version() {
+    local field=$1 out
+    shift
+    out=$("$@" 2>&1 </dev/null | head -1) || true
+    out=$(awk -v f="$field" '{print $f}' <<<"$out") || true
+    echo "${out:-?}"
+}
+
 # Why a peer is absent, for skip_note: quick mode installs nothing.
 absent_reason() {
     if [ "$mode" = quick ]; then
@@ -61,16 +73,18 @@ write_facts() {
     local cgroups=v2 timer pv dv
     [ -d /sys/fs/cgroup/unified ] && cgroups="v1 hybrid (v2 at /sys/fs/cgroup/unified)"
     [ -e /sys/fs/cgroup/memory ] && [ ! -d /sys/fs/cgroup/unified ] && cgroups=v1
-    timer="hyperfine $(hyperfine --version 2>/dev/null | awk '{print $2}')"
+    timer="hyperfine $(tool_version 2 hyperfine --version)"
     command -v hyperfine >/dev/null || timer="bash loop with date +%s%N (hyperfine missing)"
     pv="not installed"
-    command -v podman >/dev/null && pv="$(podman --version | awk '{print $3}'), netavark $(/usr/lib/podman/netavark --version 2>/dev/null | awk '{print $2}')"
+    if command -v podman >/dev/null; then
+        pv="$(tool_version 3 podman --version), netavark $(tool_version 2 /usr/lib/podman/netavark --version)"
+    fi
     dv="not installed"
-    command -v dockerd >/dev/null && dv=$(dockerd --version | awk '{print $3}' | tr -d ,)
+    if command -v dockerd >/dev/null; then dv=$(tool_version 3 dockerd --version | tr -d ,); fi
     jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg mode "$mode" \
         --arg kernel "$(uname -r)" --arg cpus "$(nproc)" \
         --arg cpu "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)" \
-        --arg cgroups "$cgroups" --arg runc "$(runc --version | head -1)" \
+        --arg cgroups "$cgroups" --arg runc "$(tool_version 3 runc --version)" \
         --arg berth "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ local changes)')" \
         --arg podman "$pv" --arg docker "$dv" --arg timer "$timer" \
         --arg load "$(cut -d" " -f1-3 /proc/loadavg)" --arg figures "$BENCH_FIGURE_LIST" \

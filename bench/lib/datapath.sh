@@ -129,5 +129,5 @@ datapath_figures() {
     sockperf_client published "$host" 127.0.0.1 "$DP_PUB"
     datapath_stop_server
     datapath_macvlan
-    BENCH_NOTES+=("round trips: sockperf $(sockperf --version 2>&1 | awk '/version/ {print $NF; exit}') ping-pong, TCP, 14-byte messages (its minimum: the header; the issue asks for 1 byte), --full-rtt, in namespaces via nsenter; floor = two namespaces with veth pairs on a bridge made by hand with \`ip\` in the sandbox host, no firewall rules")
+    BENCH_NOTES+=("round trips: sockperf $(sockperf --version 2>&1 | awk '/version/ {print $NF; exit}' || echo '?') ping-pong, TCP, 14-byte messages (its minimum: the header; the issue asks for 1 byte), --full-rtt, in namespaces via nsenter; floor = two namespaces with veth pairs on a bridge made by hand with \`ip\` in the sandbox host, no firewall rules")
 }

@@ -18,6 +18,8 @@ measure_prepared() {
     local name=$1 prepare=$2 cmdline=$3 out=$BENCH_JSON_DIR/$1.json
     echo "bench: measuring $name ($BENCH_RUNS runs): $cmdline${prepare:+ (prepared by: $prepare)}" >&2
     echo "$cmdline" >"$BENCH_JSON_DIR/$name.cmd"
+    # bench.sh fails a run that timed no berth command (peers may skip, berth never).
+    case $cmdline in *"$berth_bin"*) BENCH_BERTH_TIMED=$((${BENCH_BERTH_TIMED:-0} + 1)) ;; esac
     # One visible run first, so a failing command shows its own error (hyperfine hides it).
     [ -z "$prepare" ] || bash -c "$prepare" </dev/null >/dev/null 2>&1
     bash -c "$cmdline" </dev/null >&2 || {

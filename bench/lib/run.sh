@@ -62,7 +62,7 @@ figures_docker() {
     for m in none host bridge bridgep; do
         peer_runs measure "docker-$m" "$(docker_cmdline "$m")"
     done
-    BENCH_NOTES+=("docker: Debian docker.io $(dockerd --version | awk '{print $3}' | tr -d ,) confined per /work/shared/PEERS.md (dockerd in the sandbox netns and a private mount namespace, data/exec root in scratch, cgroupfs, its own containerd and runc); bridge = its default \`bridge\`, bridgep = \`-p 18082:80\` (docker-proxy for loopback traffic)")
+    BENCH_NOTES+=("docker: Debian docker.io $(tool_version 3 dockerd --version | tr -d ,) confined per /work/shared/PEERS.md (dockerd in the sandbox netns and a private mount namespace, data/exec root in scratch, cgroupfs, its own containerd and runc); bridge = its default \`bridge\`, bridgep = \`-p 18082:80\` (docker-proxy for loopback traffic)")
 }
 
 figures_rss() {

@@ -118,7 +118,7 @@ underlay_podman() {
         --gateway "$UL_GATEWAY" --ip-range 192.168.77.128/25 "$UL_PODMAN_NET" >/dev/null
     peer_runs measure podman-macvlan "$(podman_cmdline "$UL_PODMAN_NET")"
     peer_runs measure podman-ul-none "$(podman_cmdline none)"
-    BENCH_NOTES+=("underlay: podman $(podman --version | awk '{print $3}') with netavark, macvlan network on nicA (--ip-range 192.168.77.128/25), \`run --rm web true\`, confined as for benchmark 1")
+    BENCH_NOTES+=("underlay: podman $(tool_version 3 podman --version) with netavark, macvlan network on nicA (--ip-range 192.168.77.128/25), \`run --rm web true\`, confined as for benchmark 1")
 }
 
 # `run --rm` over macvlan for berth and docker (the bar beside the run module's modes).

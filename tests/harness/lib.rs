@@ -38,14 +38,43 @@ pub use underlay::{kernel_has_link_kind, Lab};
 pub use wait::wait_until;
 
 /// Prints `SKIP: reason` and returns from the calling test: for tests that cannot run here
-/// (not root, a kernel feature or tool missing). Never a silent pass.
+/// (not root, a tool missing). Never a silent pass; under `CI=true` it fails the test instead,
+/// since there a missing tool or package is an install bug (issue 10). A kernel feature this
+/// kernel lacks uses [`skip_kernel!`].
 #[macro_export]
 macro_rules! skip {
     ($($reason:tt)+) => {{
-        println!("SKIP: {}", format!($($reason)+));
-        eprintln!("SKIP: {}", format!($($reason)+));
+        $crate::skip_or_fail(&format!($($reason)+));
         return;
     }};
+}
+
+/// Prints `SKIP: reason` and returns from the calling test, under CI too: only for a kernel
+/// feature this kernel lacks (or has, when the test shows its absence).
+#[macro_export]
+macro_rules! skip_kernel {
+    ($($reason:tt)+) => {{
+        let reason = format!($($reason)+);
+        println!("SKIP: {reason}");
+        eprintln!("SKIP: {reason}");
+        return;
+    }};
+}
+
+/// True under CI (`CI=true`), where only a missing kernel feature may skip a test.
+pub fn strict_skips() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Prints `SKIP: reason`; under `CI=true` panics instead (see [`skip!`]).
+pub fn skip_or_fail(reason: &str) {
+    println!("SKIP: {reason}");
+    eprintln!("SKIP: {reason}");
+    assert!(
+        !strict_skips(),
+        "CI=true allows no skip but a missing kernel feature: {reason} \
+         (a missing tool or package is an install bug: scripts/test-deps.sh)"
+    );
 }
 
 /// Skips the calling test unless it runs as root (namespaces, mounts and runc need it).

@@ -448,7 +448,9 @@ fn a_runtime_that_refuses_this_host_is_named_with_the_reason() {
         "true",
     ]);
     if out.success() {
-        berth_tests::skip!("crun accepted this host's cgroup layout (not a hybrid v1/v2 host)");
+        berth_tests::skip_kernel!(
+            "crun accepted this host's cgroup layout (not a hybrid v1/v2 host)"
+        );
     }
     let err = out.code(125);
     if cgroup2_hybrid {

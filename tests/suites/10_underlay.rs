@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use berth_tests::{kernel_has_link_kind, require_root, skip, wait_until, Lab, Netns, SandboxHost};
+use berth_tests::{
+    kernel_has_link_kind, require_root, skip_kernel, wait_until, Lab, Netns, SandboxHost,
+};
 
 /// The segment every test uses (inside its own lab, so tests never share it).
 const SUBNET: &str = "192.168.77.0/24";
@@ -413,7 +415,7 @@ fn monitor_pid(id: &str) -> Option<i32> {
 fn ipvlan_l2_container_is_reached_from_another_host() {
     require_root!();
     if let Err(why) = kernel_has_link_kind("ipvlan") {
-        skip!("this kernel lacks CONFIG_IPVLAN ({why})");
+        skip_kernel!("this kernel lacks CONFIG_IPVLAN ({why})");
     }
     let host = SandboxHost::with_web();
     let seg = segment(&host);
@@ -455,7 +457,7 @@ fn ipvlan_l2_container_is_reached_from_another_host() {
 fn ipvlan_without_kernel_support_is_named_at_create() {
     require_root!();
     if kernel_has_link_kind("ipvlan").is_ok() {
-        skip!("this kernel has ipvlan: the missing-driver error cannot be provoked");
+        skip_kernel!("this kernel has ipvlan: the missing-driver error cannot be provoked");
     }
     let host = SandboxHost::new();
     let seg = segment(&host);
@@ -496,7 +498,7 @@ fn vlan_parent_is_created_and_removed_with_its_last_network() {
         assert!(out.fails().contains("CONFIG_VLAN_8021Q"), "{out}");
         assert!(!host.link_names().contains("nicA.10"));
         drop(seg);
-        skip!("this kernel lacks CONFIG_VLAN_8021Q ({why}); the refusal names it");
+        skip_kernel!("this kernel lacks CONFIG_VLAN_8021Q ({why}); the refusal names it");
     }
     out.ok();
     host.cli(&[
@@ -537,7 +539,7 @@ fn no_parent_means_an_internal_network_on_a_dummy() {
     ]);
     if let Err(why) = have {
         assert!(out.fails().contains("CONFIG_DUMMY"), "{out}");
-        skip!("this kernel lacks CONFIG_DUMMY ({why}); the refusal names it");
+        skip_kernel!("this kernel lacks CONFIG_DUMMY ({why}); the refusal names it");
     }
     out.ok();
     assert_eq!(host.network_inspect("in")["Internal"], true);

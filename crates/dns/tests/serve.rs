@@ -441,7 +441,7 @@ fn answers_berth_names_and_forwards_the_rest() {
 /// busybox nslookup as a real resolver client, when installed.
 fn busybox_nslookup(ns: &TestNetns) {
     if Command::new("busybox").arg("true").output().is_err() {
-        eprintln!("SKIP (busybox part): busybox is not installed");
+        berth_sys::testing::skip_or_fail("busybox part: busybox is not installed");
         return;
     }
     let run = |name: &str| {

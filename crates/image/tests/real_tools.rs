@@ -83,7 +83,7 @@ fn build_archives(dir: &Path) {
 #[test]
 fn loads_umoci_image_via_skopeo_docker_and_oci_archives() {
     if let Some(reason) = missing_tool() {
-        eprintln!("SKIPPED: {reason}");
+        berth_sys::testing::skip_or_fail(&reason);
         return;
     }
     let work = tempfile::tempdir().unwrap();

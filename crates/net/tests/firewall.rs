@@ -20,7 +20,9 @@ macro_rules! skip_without_nft {
     () => {
         let nft = std::env::var("NFT").unwrap_or_else(|_| "/usr/sbin/nft".to_string());
         if !Path::new(&nft).exists() {
-            eprintln!("SKIP: {nft} not found; apt-get install nftables or set NFT");
+            berth_sys::testing::skip_or_fail(&format!(
+                "{nft} not found; apt-get install nftables or set NFT"
+            ));
             return;
         }
     };
@@ -312,7 +314,7 @@ fn published_port_works_from_every_origin_and_networks_are_isolated() {
         TestNetns::new(),
     );
     let (Ok(ctr), Ok(peer), Ok(ctr2), Ok(outside)) = made else {
-        eprintln!("SKIP: cannot create the test namespaces");
+        berth_sys::testing::skip_or_fail("cannot create the test namespaces");
         return;
     };
     let h = host.name();

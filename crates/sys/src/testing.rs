@@ -15,13 +15,39 @@ pub fn privileged_skip_reason() -> Option<String> {
     }
 }
 
+/// True under CI (`CI=true`), where only a kernel feature this kernel lacks may skip a test:
+/// a missing tool, package or privilege is an install bug there (issue 10).
+pub fn strict_skips() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Reports a skip whose cause is not a missing kernel feature (not root, a tool or package
+/// missing): prints `SKIP: <reason>`; under `CI=true` panics instead, naming the reason.
+/// The caller returns from the test afterwards.
+pub fn skip_or_fail(reason: &str) {
+    println!("SKIP: {reason}");
+    eprintln!("SKIP: {reason}");
+    assert!(
+        !strict_skips(),
+        "CI=true allows no skip but a missing kernel feature: {reason} \
+         (a missing tool or package is an install bug: scripts/test-deps.sh)"
+    );
+}
+
+/// Reports a skip caused by a kernel feature this kernel lacks (ipvlan, 802.1q, dummy ...):
+/// prints `SKIP: <reason>`, under CI too. The caller returns from the test afterwards.
+pub fn skip_kernel(reason: &str) {
+    println!("SKIP: {reason}");
+    eprintln!("SKIP: {reason}");
+}
+
 /// Prints `SKIP: <reason>` and returns from the enclosing test when
-/// privileged tests cannot run; never lets such a test pass silently.
+/// privileged tests cannot run; never lets such a test pass silently (fails under `CI=true`).
 #[macro_export]
 macro_rules! skip_unless_root {
     () => {
         if let Some(reason) = $crate::testing::privileged_skip_reason() {
-            eprintln!("SKIP: {reason}");
+            $crate::testing::skip_or_fail(&reason);
             return;
         }
     };
@@ -36,7 +62,7 @@ macro_rules! test_netns_or_skip {
         match $crate::testing::TestNetns::new() {
             Ok(ns) => ns,
             Err(reason) => {
-                eprintln!("SKIP: cannot create a test netns: {reason}");
+                $crate::testing::skip_or_fail(&format!("cannot create a test netns: {reason}"));
                 return;
             }
         }

@@ -101,7 +101,7 @@ fn status_hex(output: &str, field: &str) -> u64 {
 #[test]
 fn runc_runs_the_spec_in_its_netns_with_dockers_caps() {
     if let Some(reason) = skip_reason() {
-        println!("SKIP: {reason}");
+        berth_sys::testing::skip_or_fail(&reason);
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -12,7 +12,7 @@ fn is_root() -> bool {
 macro_rules! require_root {
     () => {
         if !is_root() {
-            eprintln!("SKIPPED: needs root (mknod, chown, trusted.* xattrs)");
+            berth_sys::testing::skip_or_fail("needs root (mknod, chown, trusted.* xattrs)");
             return;
         }
     };
