@@ -8,6 +8,11 @@
 //! would send) and then sent; unit tests check the messages, privileged tests
 //! in `tests/` check what the kernel does with them.
 //!
+//! One file per link kind, as rtnetlink does: [`bridge`] (bridges and their ports),
+//! [`veth`], [`macvlan`] (macvlan and ipvlan children of a parent), [`vlan`] (802.1q),
+//! [`dummy`]; addresses in [`address`]. This file holds what every kind shares: errors,
+//! [`MacAddr`], listing, generic `RTM_SETLINK` changes and deletion.
+//!
 //! Protocol facts: rtnetlink(7), `include/uapi/linux/if_link.h`,
 //! `include/uapi/linux/if_addr.h`, `net/core/rtnetlink.c` (links addressed by
 //! `IFLA_IFNAME` when `ifi_index` is 0), kernel doc
@@ -18,23 +23,27 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::str::FromStr;
 
-use ipnet::IpNet;
-use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
-};
-use netlink_packet_route::link::{
-    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, IpVlanFlags, IpVlanMode,
-    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkProtoInfoBridge, MacVlanMode,
-};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::protocols::NETLINK_ROUTE;
 
 use crate::netlink::{self, NetlinkError};
 
-/// `IFLA_BRPORT_MODE` (include/uapi/linux/if_link.h): the bridge port's
-/// hairpin ("reflective relay") flag inside a nested `IFLA_PROTINFO`.
-const IFLA_BRPORT_MODE: u16 = 4;
+mod address;
+mod bridge;
+mod dummy;
+mod macvlan;
+mod veth;
+mod vlan;
+
+pub use address::add_address;
+pub use bridge::{create_bridge, set_bridge_port_hairpin};
+pub use dummy::create_dummy;
+pub use macvlan::{create_ipvlan, create_macvlan, ChildLink, IpvlanFlag, IpvlanMode, MacvlanMode};
+pub use veth::{create_veth, create_veth_into};
+pub use vlan::create_vlan;
 
 /// Errors of link queries and changes.
 #[derive(Debug, thiserror::Error)]
@@ -475,140 +484,6 @@ pub fn move_to_netns(name: &str, netns_fd: BorrowedFd<'_>) -> Result<(), LinkErr
     )
 }
 
-fn hairpin_msg(index: u32, on: bool) -> LinkMessage {
-    let mut msg = LinkMessage::default();
-    // AF_BRIDGE routes the request to the bridge's port handler
-    // (br_setlink), which only finds the port by index.
-    msg.header.interface_family = AddressFamily::Bridge;
-    msg.header.index = index;
-    let mode = DefaultNla::new(IFLA_BRPORT_MODE, vec![u8::from(on)]);
-    msg.attributes.push(LinkAttribute::ProtoInfoBridge(vec![
-        LinkProtoInfoBridge::Other(mode),
-    ]));
-    msg
-}
-
-/// Turns hairpin mode of bridge port `name` on or off (`bridge link set dev
-/// NAME hairpin on`): with it the bridge may send a frame back out of the port
-/// it came in on, which a container needs to reach its own published port
-/// through the host's address (kernel doc `Documentation/networking/bridge.rst`).
-///
-/// Errors: [`LinkError::NotFound`], [`LinkError::Netlink`] (`EOPNOTSUPP` if
-/// `name` is not a bridge port).
-pub fn set_bridge_port_hairpin(name: &str, on: bool) -> Result<(), LinkError> {
-    let index = link_index(name)?;
-    set_link(
-        name,
-        hairpin_msg(index, on),
-        &format!("set hairpin {on} on bridge port {name}"),
-    )
-}
-
-fn new_bridge_msg(name: &str, mtu: u32) -> LinkMessage {
-    let mut msg = by_name(name);
-    msg.attributes.push(LinkAttribute::Mtu(mtu));
-    msg.attributes
-        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-            InfoKind::Bridge,
-        )]));
-    msg
-}
-
-/// Creates bridge `name` with `mtu` bytes, down (`ip link add NAME mtu MTU type
-/// bridge`). Idempotent: if a bridge of that name exists its MTU is set and
-/// that is success.
-///
-/// Errors: [`LinkError::NotBridge`] if `name` exists with another kind,
-/// [`LinkError::Netlink`] otherwise.
-pub fn create_bridge(name: &str, mtu: u32) -> Result<(), LinkError> {
-    let req = Request {
-        msg: RouteNetlinkMessage::NewLink(new_bridge_msg(name, mtu)),
-        flags: NLM_F_CREATE | NLM_F_EXCL,
-        what: "RTM_NEWLINK bridge",
-    };
-    match send(req, name, &format!("create bridge {name}")) {
-        Ok(_) => Ok(()),
-        Err(e) if e.errno() == Some(libc::EEXIST) => {
-            let link = link_by_name(name)?;
-            if link.kind.as_deref() != Some("bridge") {
-                return Err(LinkError::NotBridge {
-                    name: name.to_string(),
-                    kind: link.kind.unwrap_or_else(|| "unknown".into()),
-                });
-            }
-            if link.mtu != mtu {
-                set_mtu(name, mtu)?;
-            }
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn new_veth_msg(name: &str, peer: &str, mtu: u32) -> LinkMessage {
-    new_veth_msg_into(name, peer, mtu, None)
-}
-
-fn new_veth_msg_into(
-    name: &str,
-    peer: &str,
-    mtu: u32,
-    peer_netns: Option<BorrowedFd<'_>>,
-) -> LinkMessage {
-    let mut peer_msg = by_name(peer);
-    peer_msg.attributes.push(LinkAttribute::Mtu(mtu));
-    if let Some(fd) = peer_netns {
-        peer_msg
-            .attributes
-            .push(LinkAttribute::NetNsFd(fd.as_raw_fd()));
-    }
-    let mut msg = by_name(name);
-    msg.attributes.push(LinkAttribute::Mtu(mtu));
-    msg.attributes.push(LinkAttribute::LinkInfo(vec![
-        LinkInfo::Kind(InfoKind::Veth),
-        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
-    ]));
-    msg
-}
-
-/// Creates the veth pair `name` <-> `peer`, both with `mtu` bytes and down
-/// (`ip link add NAME mtu MTU type veth peer name PEER mtu MTU`).
-///
-/// Errors: [`LinkError::Netlink`] (`EEXIST` if either name is taken).
-pub fn create_veth(name: &str, peer: &str, mtu: u32) -> Result<(), LinkError> {
-    let req = Request {
-        msg: RouteNetlinkMessage::NewLink(new_veth_msg(name, peer, mtu)),
-        flags: NLM_F_CREATE | NLM_F_EXCL,
-        what: "RTM_NEWLINK veth",
-    };
-    send(req, name, &format!("create veth pair {name}/{peer}")).map(|_| ())
-}
-
-/// Creates the veth pair `name` <-> `peer` with the peer born inside the network namespace
-/// open at `peer_netns` (`ip link add NAME type veth peer name PEER netns NS`). Unlike
-/// creating it here and moving it, this costs no RCU grace period (moving a link between
-/// namespaces unregisters and re-registers it: ~18 ms measured here).
-///
-/// Errors: [`LinkError::Netlink`] (`EEXIST` if `name` is taken here or `peer` there).
-pub fn create_veth_into(
-    name: &str,
-    peer: &str,
-    mtu: u32,
-    peer_netns: BorrowedFd<'_>,
-) -> Result<(), LinkError> {
-    let req = Request {
-        msg: RouteNetlinkMessage::NewLink(new_veth_msg_into(name, peer, mtu, Some(peer_netns))),
-        flags: NLM_F_CREATE | NLM_F_EXCL,
-        what: "RTM_NEWLINK veth",
-    };
-    send(
-        req,
-        name,
-        &format!("create veth pair {name}/{peer} into a netns"),
-    )
-    .map(|_| ())
-}
-
 /// Deletes interface `name` (`ip link del NAME`); deleting one end of a veth
 /// pair deletes both. A missing interface is success (`ENODEV`).
 ///
@@ -623,189 +498,6 @@ pub fn delete_link(name: &str) -> Result<(), LinkError> {
         Ok(_) | Err(LinkError::NotFound { .. }) => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-fn new_addr_msg(index: u32, addr: IpNet) -> AddressMessage {
-    let mut msg = AddressMessage::default();
-    msg.header.index = index;
-    msg.header.prefix_len = addr.prefix_len();
-    let ip = addr.addr();
-    match ip {
-        IpAddr::V4(_) => {
-            msg.header.family = AddressFamily::Inet;
-            // IPv4 wants both: IFA_LOCAL is the address, IFA_ADDRESS the
-            // (same, on non point-to-point links) destination (rtnetlink(7)).
-            msg.attributes.push(AddressAttribute::Local(ip));
-            msg.attributes.push(AddressAttribute::Address(ip));
-        }
-        IpAddr::V6(_) => {
-            msg.header.family = AddressFamily::Inet6;
-            // No duplicate address detection: berth's IPAM owns the subnet, and
-            // a tentative address cannot be used (nor routed via) for ~1 s.
-            msg.header.flags = AddressHeaderFlags::Nodad;
-            msg.attributes.push(AddressAttribute::Address(ip));
-            msg.attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        }
-    }
-    msg
-}
-
-/// Adds `addr` (address and prefix length, e.g. `172.18.0.1/16`) to `name`
-/// (`ip addr add ADDR dev NAME`; IPv6 with `nodad`). An address already there
-/// is success (`EEXIST`).
-///
-/// Errors: [`LinkError::NotFound`], [`LinkError::Netlink`].
-pub fn add_address(name: &str, addr: IpNet) -> Result<(), LinkError> {
-    let index = link_index(name)?;
-    let req = Request {
-        msg: RouteNetlinkMessage::NewAddress(new_addr_msg(index, addr)),
-        flags: NLM_F_CREATE | NLM_F_EXCL,
-        what: "RTM_NEWADDR",
-    };
-    match send(req, name, &format!("add address {addr} to {name}")) {
-        Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
-        other => other.map(|_| ()),
-    }
-}
-
-/// The mode of a macvlan child (`MACVLAN_MODE_*`, include/uapi/linux/if_link.h; kernel doc
-/// `Documentation/networking/macvlan.rst`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MacvlanMode {
-    /// Children of one parent cannot talk to each other at all.
-    Private,
-    /// Traffic between children goes out to the switch (it must reflect it, 802.1Qbg).
-    Vepa,
-    /// Children of one parent talk directly inside the kernel (Docker's default).
-    Bridge,
-    /// One child takes the parent over (the parent goes promiscuous).
-    Passthru,
-}
-
-/// The mode of an ipvlan child (`IPVLAN_MODE_*`, kernel doc `Documentation/networking/ipvlan.rst`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IpvlanMode {
-    /// Switching at layer 2 on the parent (ARP/ND through the parent).
-    L2,
-    /// Routing at layer 3; no broadcast or multicast.
-    L3,
-    /// L3 with the netfilter hooks of the parent's namespace (l3 "symmetric").
-    L3s,
-}
-
-/// The flag of an ipvlan child (`IPVLAN_F_*`): how children of one parent reach each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IpvlanFlag {
-    /// Directly in the kernel (no flag; the default).
-    Bridge,
-    /// Not at all (`IPVLAN_F_PRIVATE`).
-    Private,
-    /// Through the external switch (`IPVLAN_F_VEPA`).
-    Vepa,
-}
-
-/// A child link of a parent interface to create (`ip link add link PARENT name NAME ...`).
-#[derive(Debug, Clone, Copy)]
-pub struct ChildLink<'a> {
-    /// The child's name (in the namespace it is born in).
-    pub name: &'a str,
-    /// The parent interface, in the calling thread's namespace.
-    pub parent: &'a str,
-    /// MTU in bytes; `None` inherits the parent's.
-    pub mtu: Option<u32>,
-    /// Link-layer address; `None` lets the kernel choose (ipvlan always uses the parent's).
-    pub mac: Option<MacAddr>,
-    /// The namespace to create the child in (`IFLA_NET_NS_FD`); `None` is the calling thread's.
-    /// Born there, it costs no namespace move (an RCU grace period, ~18 ms here).
-    pub netns: Option<BorrowedFd<'a>>,
-}
-
-fn child_msg(child: &ChildLink<'_>, parent_index: u32, info: Vec<LinkInfo>) -> LinkMessage {
-    let mut msg = by_name(child.name);
-    // IFLA_LINK names the parent by index in the requester's namespace, even when the child
-    // is born in another one (the kernel resolves it in the source namespace).
-    msg.attributes.push(LinkAttribute::Link(parent_index));
-    if let Some(mtu) = child.mtu {
-        msg.attributes.push(LinkAttribute::Mtu(mtu));
-    }
-    if let Some(mac) = child.mac {
-        msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
-    }
-    if let Some(fd) = child.netns {
-        msg.attributes.push(LinkAttribute::NetNsFd(fd.as_raw_fd()));
-    }
-    msg.attributes.push(LinkAttribute::LinkInfo(info));
-    msg
-}
-
-fn new_macvlan_msg(child: &ChildLink<'_>, parent_index: u32, mode: MacvlanMode) -> LinkMessage {
-    let mode = match mode {
-        MacvlanMode::Private => MacVlanMode::Private,
-        MacvlanMode::Vepa => MacVlanMode::Vepa,
-        MacvlanMode::Bridge => MacVlanMode::Bridge,
-        MacvlanMode::Passthru => MacVlanMode::Passthrough,
-    };
-    let info = vec![
-        LinkInfo::Kind(InfoKind::MacVlan),
-        LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(mode)])),
-    ];
-    child_msg(child, parent_index, info)
-}
-
-fn new_ipvlan_msg(
-    child: &ChildLink<'_>,
-    parent_index: u32,
-    mode: IpvlanMode,
-    flag: IpvlanFlag,
-) -> LinkMessage {
-    let mode = match mode {
-        IpvlanMode::L2 => IpVlanMode::L2,
-        IpvlanMode::L3 => IpVlanMode::L3,
-        IpvlanMode::L3s => IpVlanMode::L3S,
-    };
-    let flags = match flag {
-        IpvlanFlag::Bridge => IpVlanFlags::empty(),
-        IpvlanFlag::Private => IpVlanFlags::Private,
-        IpvlanFlag::Vepa => IpVlanFlags::Vepa,
-    };
-    let info = vec![
-        LinkInfo::Kind(InfoKind::IpVlan),
-        LinkInfo::Data(InfoData::IpVlan(vec![
-            InfoIpVlan::Mode(mode),
-            InfoIpVlan::Flags(flags),
-        ])),
-    ];
-    // ipvlan children share the parent's MAC: the kernel refuses another one.
-    let child = ChildLink {
-        mac: None,
-        ..*child
-    };
-    child_msg(&child, parent_index, info)
-}
-
-fn new_vlan_msg(name: &str, parent_index: u32, id: u16) -> LinkMessage {
-    let child = ChildLink {
-        name,
-        parent: "",
-        mtu: None,
-        mac: None,
-        netns: None,
-    };
-    let info = vec![
-        LinkInfo::Kind(InfoKind::Vlan),
-        LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(id)])),
-    ];
-    child_msg(&child, parent_index, info)
-}
-
-fn new_dummy_msg(name: &str) -> LinkMessage {
-    let mut msg = by_name(name);
-    msg.attributes
-        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-            InfoKind::Dummy,
-        )]));
-    msg
 }
 
 /// Sends a creating `RTM_NEWLINK` and names the failures a missing module (`EOPNOTSUPP`) or a
@@ -843,59 +535,13 @@ const IPVLAN: (&str, &str, &str) = ("ipvlan", "CONFIG_IPVLAN", "ipvlan");
 const VLAN: (&str, &str, &str) = ("802.1q vlan", "CONFIG_VLAN_8021Q", "8021q");
 const DUMMY: (&str, &str, &str) = ("dummy", "CONFIG_DUMMY", "dummy");
 
-/// Creates the macvlan child `child` of `child.parent` in `mode`, down (`ip link add link
-/// PARENT name NAME [address MAC] [mtu MTU] [netns NS] type macvlan mode MODE`).
-///
-/// Errors: [`LinkError::NotFound`] (the parent), [`LinkError::KindUnsupported`] (no
-/// `CONFIG_MACVLAN`), [`LinkError::ParentBusy`] (`EBUSY`: bridge port, ipvlan parent),
-/// [`LinkError::Netlink`] (`EEXIST` for a taken name, `EINVAL` for a second child of a
-/// passthru parent or a passthru child of a parent that has children).
-pub fn create_macvlan(child: &ChildLink<'_>, mode: MacvlanMode) -> Result<(), LinkError> {
-    let parent = link_index(child.parent)?;
-    create_kind(
-        new_macvlan_msg(child, parent, mode),
-        child.name,
-        child.parent,
-        MACVLAN,
-    )
-}
-
-/// Creates the ipvlan child `child` of `child.parent`, down (`ip link add link PARENT name
-/// NAME [mtu MTU] [netns NS] type ipvlan mode MODE FLAG`); `child.mac` is ignored (ipvlan
-/// children use the parent's MAC).
-///
-/// Errors: [`LinkError::NotFound`] (the parent), [`LinkError::KindUnsupported`] (no
-/// `CONFIG_IPVLAN`), [`LinkError::ParentBusy`] (`EBUSY`: bridge port, macvlan parent),
-/// [`LinkError::Netlink`].
-pub fn create_ipvlan(
-    child: &ChildLink<'_>,
-    mode: IpvlanMode,
-    flag: IpvlanFlag,
-) -> Result<(), LinkError> {
-    let parent = link_index(child.parent)?;
-    create_kind(
-        new_ipvlan_msg(child, parent, mode, flag),
-        child.name,
-        child.parent,
-        IPVLAN,
-    )
-}
-
-/// Creates the 802.1q sub-interface `name` of `parent` with VLAN id `id` (1..=4094), down
-/// (`ip link add link PARENT name NAME type vlan id ID`).
-///
-/// Errors: [`LinkError::NotFound`] (the parent), [`LinkError::KindUnsupported`] (no
-/// `CONFIG_VLAN_8021Q`), [`LinkError::Netlink`] (`EEXIST`, `ERANGE` for a bad id).
-pub fn create_vlan(name: &str, parent: &str, id: u16) -> Result<(), LinkError> {
-    let index = link_index(parent)?;
-    create_kind(new_vlan_msg(name, index, id), name, parent, VLAN)
-}
-
-/// Creates the dummy link `name`, down (`ip link add NAME type dummy`).
-///
-/// Errors: [`LinkError::KindUnsupported`] (no `CONFIG_DUMMY`), [`LinkError::Netlink`].
-pub fn create_dummy(name: &str) -> Result<(), LinkError> {
-    create_kind(new_dummy_msg(name), name, "", DUMMY)
+/// The bytes the kernel would receive for `msg` (header + attributes), for the message tests.
+#[cfg(test)]
+fn wire(msg: &LinkMessage) -> Vec<u8> {
+    use netlink_packet_core::Emitable;
+    let mut buf = vec![0; msg.buffer_len()];
+    msg.emit(&mut buf);
+    buf
 }
 
 #[cfg(test)]
@@ -922,29 +568,6 @@ mod tests {
         ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad:?}");
         }
-    }
-
-    /// The bytes the kernel would receive for `msg` (header + attributes).
-    fn wire(msg: &LinkMessage) -> Vec<u8> {
-        use netlink_packet_core::Emitable;
-        let mut buf = vec![0; msg.buffer_len()];
-        msg.emit(&mut buf);
-        buf
-    }
-
-    #[test]
-    fn hairpin_is_a_nested_protinfo_brport_mode_for_af_bridge() {
-        let bytes = wire(&hairpin_msg(7, true));
-        // ifinfomsg: family AF_BRIDGE (7), index 7.
-        assert_eq!(bytes[0], libc::AF_BRIDGE as u8);
-        assert_eq!(u32::from_ne_bytes(bytes[4..8].try_into().unwrap()), 7);
-        // IFLA_PROTINFO (12) | NLA_F_NESTED, holding IFLA_BRPORT_MODE (4) = 1.
-        let nla = &bytes[16..];
-        assert_eq!(u16::from_ne_bytes([nla[2], nla[3]]), 12 | 0x8000);
-        assert_eq!(u16::from_ne_bytes([nla[4], nla[5]]), 5); // inner len: 4 + 1 byte
-        assert_eq!(u16::from_ne_bytes([nla[6], nla[7]]), IFLA_BRPORT_MODE);
-        assert_eq!(nla[8], 1);
-        assert_eq!(wire(&hairpin_msg(7, false))[24], 0);
     }
 
     #[test]
@@ -974,49 +597,6 @@ mod tests {
     }
 
     #[test]
-    fn veth_request_carries_peer_name_and_mtu() {
-        let msg = new_veth_msg("vbA", "vpA", 1450);
-        let Some(LinkAttribute::LinkInfo(info)) = msg.attributes.get(2) else {
-            panic!("no IFLA_LINKINFO: {msg:?}");
-        };
-        assert_eq!(info[0], LinkInfo::Kind(InfoKind::Veth));
-        let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = &info[1] else {
-            panic!("no veth peer: {info:?}");
-        };
-        assert_eq!(
-            peer.attributes,
-            vec![
-                LinkAttribute::IfName("vpA".into()),
-                LinkAttribute::Mtu(1450)
-            ]
-        );
-        let br = new_bridge_msg("br-x", 1500);
-        assert_eq!(
-            br.attributes[2],
-            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)])
-        );
-    }
-
-    #[test]
-    fn address_requests_per_family() {
-        let v4 = new_addr_msg(3, "172.18.0.2/16".parse().unwrap());
-        assert_eq!(v4.header.family, AddressFamily::Inet);
-        assert_eq!(v4.header.prefix_len, 16);
-        assert_eq!(v4.header.index, 3);
-        let ip: IpAddr = "172.18.0.2".parse().unwrap();
-        assert_eq!(
-            v4.attributes,
-            vec![AddressAttribute::Local(ip), AddressAttribute::Address(ip)]
-        );
-        let v6 = new_addr_msg(3, "fd00::2/64".parse().unwrap());
-        assert_eq!(v6.header.family, AddressFamily::Inet6);
-        assert_eq!(v6.header.flags, AddressHeaderFlags::Nodad);
-        assert!(v6
-            .attributes
-            .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
-    }
-
-    #[test]
     fn errors_keep_errno() {
         assert_eq!(
             LinkError::NotFound { name: "x".into() }.errno(),
@@ -1038,102 +618,6 @@ mod tests {
         let lo = links.iter().find(|l| l.name == "lo").expect("lo present");
         assert_eq!(lo.index, 1);
         assert_eq!(lo.mac, Some(MacAddr([0; 6])));
-    }
-
-    fn child<'a>(mac: Option<MacAddr>) -> ChildLink<'a> {
-        ChildLink {
-            name: "eth0",
-            parent: "nic0",
-            mtu: Some(1400),
-            mac,
-            netns: None,
-        }
-    }
-
-    #[test]
-    fn macvlan_request_names_parent_by_index_and_carries_mode() {
-        let mac = MacAddr([2, 0x42, 10, 0, 0, 2]);
-        let msg = new_macvlan_msg(&child(Some(mac)), 5, MacvlanMode::Private);
-        assert_eq!(
-            msg.attributes,
-            vec![
-                LinkAttribute::IfName("eth0".into()),
-                LinkAttribute::Link(5),
-                LinkAttribute::Mtu(1400),
-                LinkAttribute::Address(mac.0.to_vec()),
-                LinkAttribute::LinkInfo(vec![
-                    LinkInfo::Kind(InfoKind::MacVlan),
-                    LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
-                        MacVlanMode::Private
-                    )])),
-                ]),
-            ]
-        );
-        // On the wire: IFLA_MACVLAN_MODE is a u32, MACVLAN_MODE_PRIVATE = 1, BRIDGE = 4,
-        // PASSTHRU = 8 (include/uapi/linux/if_link.h).
-        for (mode, value) in [
-            (MacvlanMode::Private, 1u32),
-            (MacvlanMode::Vepa, 2),
-            (MacvlanMode::Bridge, 4),
-            (MacvlanMode::Passthru, 8),
-        ] {
-            let bytes = wire(&new_macvlan_msg(&child(None), 5, mode));
-            assert_eq!(
-                u32::from_ne_bytes(bytes[bytes.len() - 4..].try_into().unwrap()),
-                value
-            );
-        }
-    }
-
-    #[test]
-    fn ipvlan_request_has_mode_and_flags_and_never_a_mac() {
-        let mac = MacAddr([2, 0x42, 10, 0, 0, 2]);
-        let msg = new_ipvlan_msg(&child(Some(mac)), 5, IpvlanMode::L3, IpvlanFlag::Private);
-        assert!(!msg
-            .attributes
-            .iter()
-            .any(|a| matches!(a, LinkAttribute::Address(_))));
-        assert_eq!(
-            msg.attributes.last(),
-            Some(&LinkAttribute::LinkInfo(vec![
-                LinkInfo::Kind(InfoKind::IpVlan),
-                LinkInfo::Data(InfoData::IpVlan(vec![
-                    InfoIpVlan::Mode(IpVlanMode::L3),
-                    InfoIpVlan::Flags(IpVlanFlags::Private),
-                ])),
-            ]))
-        );
-        // IPVLAN_MODE_L3S = 2, IPVLAN_F_VEPA = 2: mode (u16) then flags (u16), each padded.
-        let bytes = wire(&new_ipvlan_msg(
-            &child(None),
-            5,
-            IpvlanMode::L3s,
-            IpvlanFlag::Vepa,
-        ));
-        let n = bytes.len();
-        assert_eq!(u16::from_ne_bytes([bytes[n - 4], bytes[n - 3]]), 2);
-        assert_eq!(u16::from_ne_bytes([bytes[n - 12], bytes[n - 11]]), 2);
-        assert!(String::from_utf8_lossy(&wire(&msg)).contains("ipvlan"));
-    }
-
-    #[test]
-    fn vlan_and_dummy_requests() {
-        let msg = new_vlan_msg("nic0.10", 5, 10);
-        assert_eq!(
-            msg.attributes,
-            vec![
-                LinkAttribute::IfName("nic0.10".into()),
-                LinkAttribute::Link(5),
-                LinkAttribute::LinkInfo(vec![
-                    LinkInfo::Kind(InfoKind::Vlan),
-                    LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(10)])),
-                ]),
-            ]
-        );
-        assert_eq!(
-            new_dummy_msg("d0").attributes[1],
-            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Dummy)])
-        );
     }
 
     #[test]
