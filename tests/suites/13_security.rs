@@ -134,3 +134,172 @@ fn workdir_through_an_image_link_stays_inside_the_rootfs() {
     assert_eq!(out, "/www/new");
     assert!(listing(app.path()).is_empty());
 }
+
+/// `Seccomp:` and `NoNewPrivs:` of the container's init, from /proc/self/status.
+fn status_fields(host: &SandboxHost, opts: &[&str]) -> (String, String) {
+    let mut args = vec!["run", "--rm", "--net", "none"];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&[
+        "web",
+        "grep",
+        "-E",
+        "^(Seccomp|NoNewPrivs):",
+        "/proc/self/status",
+    ]);
+    let out = host.cli(&args).ok();
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("{name} missing: {out}"))
+    };
+    (field("Seccomp:"), field("NoNewPrivs:"))
+}
+
+#[test]
+fn default_seccomp_profile_blocks_what_docker_blocks() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    // unshare(CLONE_NEWUSER) needs no capability, so only the filter stops it (Docker's
+    // profile allows unshare with CAP_SYS_ADMIN only).
+    let blocked = host
+        .cli(&[
+            "run", "--rm", "--net", "none", "web", "unshare", "-U", "true",
+        ])
+        .fails();
+    assert!(blocked.contains("Operation not permitted"), "{blocked}");
+    host.cli(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "--security-opt",
+        "seccomp=unconfined",
+        "web",
+        "unshare",
+        "-U",
+        "true",
+    ])
+    .ok();
+    assert_eq!(
+        status_fields(&host, &[]),
+        ("2".into(), "0".into()),
+        "filter mode"
+    );
+    assert_eq!(
+        status_fields(&host, &["--security-opt", "seccomp:unconfined"]).0,
+        "0"
+    );
+    assert_eq!(
+        status_fields(&host, &["--privileged"]).0,
+        "0",
+        "privileged: no filter"
+    );
+    // A Docker-format profile from a file: everything allowed but mkdir.
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", path(&profile));
+    let denied = host
+        .cli(&[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "--security-opt",
+            &opt,
+            "web",
+            "mkdir",
+            "/x",
+        ])
+        .fails();
+    assert!(denied.contains("Operation not permitted"), "{denied}");
+    host.cli(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "--security-opt",
+        &opt,
+        "web",
+        "unshare",
+        "-U",
+        "true",
+    ])
+    .ok();
+}
+
+#[test]
+fn no_new_privileges_and_inspect_security_opt() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    assert_eq!(
+        status_fields(&host, &["--security-opt", "no-new-privileges"]).1,
+        "1"
+    );
+    assert_eq!(
+        status_fields(&host, &["--security-opt", "no-new-privileges=false"]).1,
+        "0"
+    );
+    host.cli(&[
+        "create",
+        "--name",
+        "nnp",
+        "--security-opt",
+        "no-new-privileges:true",
+        "--security-opt",
+        "seccomp=unconfined",
+        "web",
+    ])
+    .ok();
+    let v = host.inspect("nnp");
+    assert_eq!(
+        v["HostConfig"]["SecurityOpt"],
+        serde_json::json!(["no-new-privileges:true", "seccomp=unconfined"]),
+        "{v}"
+    );
+    host.cli(&["create", "--name", "plain", "web"]).ok();
+    assert!(host.inspect("plain")["HostConfig"]["SecurityOpt"].is_null());
+}
+
+#[test]
+fn bad_security_opts_are_refused_at_create_leaving_nothing() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"defaultAction\": 7}").unwrap();
+    let junk_opt = format!("seccomp={}", path(&junk));
+    for (opt, says) in [
+        ("apparmor=unconfined", "AppArmor"),
+        (
+            "seccomp=/nonexistent/profile.json",
+            "cannot read the seccomp profile",
+        ),
+        (junk_opt.as_str(), "invalid seccomp profile"),
+        ("no-new-privileges=maybe", "no-new-privileges[=true|false]"),
+        ("bogus", "invalid --security-opt"),
+    ] {
+        let err = host
+            .cli(&[
+                "run",
+                "-d",
+                "--name",
+                "refused",
+                "--security-opt",
+                opt,
+                "web",
+            ])
+            .code(125);
+        assert!(err.contains(says), "{opt}: {err}");
+    }
+    assert_eq!(
+        host.cli(&["ps", "-aq"]).ok(),
+        "",
+        "a refused create left a record"
+    );
+}

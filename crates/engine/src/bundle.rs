@@ -135,6 +135,8 @@ pub fn write_bundle(engine: &mut Engine, c: &Container) -> Result<Bundle, Engine
             hostname: etc.hostname,
             resolv_conf: etc.resolv_conf,
         },
+        seccomp: c.config.security.seccomp.clone(),
+        no_new_privileges: c.config.security.no_new_privileges,
     };
     let spec = spec::build_spec(&input)?;
     // Last step before the runtime reads the rootfs: every mount target real, no symlink out.

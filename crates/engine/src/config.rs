@@ -26,6 +26,27 @@ pub enum ConfigError {
     /// `-e` / `--env-file` entry without a usable name.
     #[error("invalid environment variable {0:?}: use NAME=VALUE or NAME")]
     Env(String),
+    /// A `--security-opt` berth does not know or support.
+    #[error("invalid --security-opt {0:?}: use seccomp=unconfined, seccomp=PATH (a JSON profile in Docker's format) or no-new-privileges[=true|false]{1}")]
+    SecurityOpt(String, &'static str),
+    /// The `--security-opt seccomp=PATH` file cannot be read.
+    #[error("cannot read the seccomp profile {path}: {source}")]
+    SeccompFile {
+        /// The path as given.
+        path: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `--security-opt seccomp=PATH` file is not a profile.
+    #[error("{path}: {source}")]
+    SeccompProfile {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        source: crate::spec::seccomp::SeccompError,
+    },
 }
 
 /// A container name, valid by Docker's rule `[a-zA-Z0-9][a-zA-Z0-9_.-]+`
@@ -182,6 +203,88 @@ pub struct ContainerConfig {
     /// Networking options of bridge networks (absent in records written before them).
     #[serde(default)]
     pub net: NetOptions,
+    /// `--security-opt` (absent in records written before it: Docker's defaults).
+    #[serde(default)]
+    pub security: SecurityOptions,
+}
+
+/// `--security-opt` values, parsed at create by [`parse_security_opts`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityOptions {
+    /// The values as given, in order (inspect's `HostConfig.SecurityOpt`).
+    pub given: Vec<String>,
+    /// The seccomp filter.
+    pub seccomp: SeccompOption,
+    /// `no-new-privileges`: the OCI `process.noNewPrivileges` (prctl PR_SET_NO_NEW_PRIVS).
+    pub no_new_privileges: bool,
+}
+
+/// Which seccomp filter a container gets (`--privileged` overrides it with none, as Docker).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeccompOption {
+    /// Docker's default profile ([`crate::spec::seccomp::default_profile`]).
+    #[default]
+    Default,
+    /// `seccomp=unconfined`: no filter.
+    Unconfined,
+    /// `seccomp=PATH`: the profile read at create (later edits of the file do not apply,
+    /// as with Docker, whose CLI sends the file's content).
+    Profile {
+        /// The path as given.
+        path: String,
+        /// The file's JSON, already validated.
+        json: String,
+    },
+}
+
+/// Parses `--security-opt` values as Docker does (`KEY=VALUE`, or the legacy `KEY:VALUE`):
+/// `seccomp=unconfined`, `seccomp=PATH` (read with `read` and validated now),
+/// `no-new-privileges[=true|false]`. AppArmor, SELinux labels and everything else are
+/// refused: berth does not apply them.
+///
+/// # Errors
+/// [`ConfigError::SecurityOpt`], [`ConfigError::SeccompFile`], [`ConfigError::SeccompProfile`].
+pub fn parse_security_opts(
+    items: &[String],
+    read: impl Fn(&str) -> std::io::Result<String>,
+) -> Result<SecurityOptions, ConfigError> {
+    let mut out = SecurityOptions {
+        given: items.to_vec(),
+        ..SecurityOptions::default()
+    };
+    for item in items {
+        let (key, value) = match item.split_once('=').or_else(|| item.split_once(':')) {
+            Some((k, v)) => (k, Some(v)),
+            None => (item.as_str(), None),
+        };
+        let bad = |why| ConfigError::SecurityOpt(item.clone(), why);
+        match (key, value) {
+            ("no-new-privileges", None | Some("true")) => out.no_new_privileges = true,
+            ("no-new-privileges", Some("false")) => out.no_new_privileges = false,
+            ("seccomp", Some("unconfined")) => out.seccomp = SeccompOption::Unconfined,
+            ("seccomp", Some(path)) if !path.is_empty() => {
+                let json = read(path).map_err(|source| ConfigError::SeccompFile {
+                    path: path.to_string(),
+                    source,
+                })?;
+                crate::spec::seccomp::parse_profile(&json).map_err(|source| {
+                    ConfigError::SeccompProfile {
+                        path: path.to_string(),
+                        source,
+                    }
+                })?;
+                out.seccomp = SeccompOption::Profile {
+                    path: path.to_string(),
+                    json,
+                };
+            }
+            ("apparmor" | "label" | "systempaths", _) => return Err(bad(
+                " (berth applies no AppArmor or SELinux profile and keeps Docker's masked paths)",
+            )),
+            _ => return Err(bad("")),
+        }
+    }
+    Ok(out)
 }
 
 /// `run`/`create` options that only matter on networks (bridge and underlay drivers).
@@ -363,6 +466,45 @@ mod tests {
         assert_eq!(parse_mac("02:42:AC:11:00:02").unwrap(), "02:42:ac:11:00:02");
         assert!(parse_mac("01:00:5e:00:00:01").is_err(), "multicast refused");
         assert!(parse_mac("02:42:ac:11:00").is_err());
+    }
+
+    #[test]
+    fn security_opts() {
+        let read = |p: &str| -> std::io::Result<String> {
+            match p {
+                "/ok.json" => Ok(r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#.into()),
+                "/bad.json" => Ok("not json".into()),
+                _ => Err(std::io::ErrorKind::NotFound.into()),
+            }
+        };
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let s =
+            parse_security_opts(&v(&["seccomp=unconfined", "no-new-privileges"]), read).unwrap();
+        assert_eq!(s.seccomp, SeccompOption::Unconfined);
+        assert!(s.no_new_privileges);
+        let s = parse_security_opts(
+            &v(&["no-new-privileges:true", "no-new-privileges=false"]),
+            read,
+        )
+        .unwrap();
+        assert!(!s.no_new_privileges);
+        let s = parse_security_opts(&v(&["seccomp=/ok.json"]), read).unwrap();
+        assert!(matches!(s.seccomp, SeccompOption::Profile { .. }));
+        assert_eq!(s.given, ["seccomp=/ok.json"]);
+        for bad in [
+            "seccomp=/bad.json",
+            "seccomp=/missing",
+            "apparmor=x",
+            "nope",
+            "no-new-privileges=maybe",
+            "seccomp=",
+        ] {
+            assert!(parse_security_opts(&v(&[bad]), read).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_security_opts(&[], read).unwrap(),
+            SecurityOptions::default()
+        );
     }
 
     #[test]
