@@ -303,3 +303,167 @@ fn bad_security_opts_are_refused_at_create_leaving_nothing() {
         "a refused create left a record"
     );
 }
+
+#[test]
+fn junk_in_written_options_and_start_time_checks_are_refused_at_create() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "--subnet", "10.231.0.0/24", "sec4"])
+        .ok();
+    let long = "a".repeat(65);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--dns-search", "a.com\nnameserver 7.7.7.7"],
+            "invalid --dns-search",
+        ),
+        (
+            &["--dns-option", "ndots:1\nnameserver 7.7.7.7"],
+            "invalid --dns-option",
+        ),
+        (&["--hostname", "evil\n10.0.0.1 bank"], "invalid --hostname"),
+        (&["--hostname", &long], "at most 64 characters"),
+        (
+            &["--network-alias", "db\n10.0.0.1 bank"],
+            "invalid network alias",
+        ),
+        (&["--add-host", "a\nb:10.0.0.1"], "invalid --add-host"),
+        (&["-w", "relative/dir"], "must be an absolute path"),
+        (
+            &["--mac-address", "00:00:00:00:00:00"],
+            "invalid --mac-address",
+        ),
+        (
+            &["--mac-address", "ff:ff:ff:ff:ff:ff"],
+            "invalid --mac-address",
+        ),
+        (
+            &["--mac-address", "01:00:5e:00:00:01"],
+            "invalid --mac-address",
+        ),
+        (&["-p", "[::1]:8093:80"], "IPv4-only"),
+        (&["-p", "[::]:8094:80"], "IPv4-only"),
+        (
+            &["--net", "sec4", "-p", "[::]:8094:80"],
+            "network sec4 is IPv4-only",
+        ),
+        (
+            &["--net", "none", "--ip", "10.231.0.9"],
+            "conflicting options: --ip",
+        ),
+        (
+            &["--net", "host", "--mac-address", "02:42:ac:11:00:09"],
+            "conflicting options: --mac-address",
+        ),
+        (
+            &["-p", "8090:80", "-p", "8090:80"],
+            "published twice in this command",
+        ),
+        (
+            &["-p", "8091:80", "-p", "127.0.0.1:8091:81"],
+            "published twice in this command",
+        ),
+    ];
+    for (opts, says) in cases {
+        let mut args = vec!["run", "-d", "--name", "refused"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["web", "sleep", "30"]);
+        let err = host.cli(&args).code(125);
+        assert!(err.contains(says), "{opts:?}: {err}");
+        assert!(!err.contains("already in use"), "{opts:?}: {err}");
+    }
+    assert_eq!(
+        host.cli(&["ps", "-aq"]).ok(),
+        "",
+        "a refused create left a record"
+    );
+    // Distinct ports and a valid set of options still run.
+    host.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "fine",
+        "-p",
+        "8090:80",
+        "-p",
+        "8091:80",
+        "--hostname",
+        "fine.example",
+        "--dns-search",
+        "example.com",
+        "--dns-option",
+        "ndots:2",
+        "web",
+    ])
+    .ok();
+    let resolv = host.exec_sh("fine", "cat /etc/resolv.conf").ok();
+    assert!(
+        resolv.contains("search example.com") && resolv.contains("options ndots:2"),
+        "{resolv}"
+    );
+}
+
+#[test]
+fn a_mac_address_in_use_on_the_network_is_refused_naming_its_holder() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "--subnet", "10.232.0.0/24", "macnet"])
+        .ok();
+    let mac = "02:42:0a:e8:00:77";
+    host.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "--net",
+        "macnet",
+        "--mac-address",
+        mac,
+        "web",
+    ])
+    .ok();
+    let err = host
+        .cli(&[
+            "create",
+            "--name",
+            "twin",
+            "--net",
+            "macnet",
+            "--mac-address",
+            mac,
+            "web",
+        ])
+        .code(125);
+    assert!(
+        err.contains("already used on network macnet by container holder"),
+        "{err}"
+    );
+    // Created before the holder ran: the start refuses it and leaves the holder's link alone.
+    host.cli(&["rm", "-f", "holder"]).ok();
+    host.cli(&[
+        "create",
+        "--name",
+        "early",
+        "--net",
+        "macnet",
+        "--mac-address",
+        mac,
+        "web",
+    ])
+    .ok();
+    host.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "holder2",
+        "--net",
+        "macnet",
+        "--mac-address",
+        mac,
+        "web",
+    ])
+    .ok();
+    let err = host.cli(&["start", "early"]).fails();
+    assert!(err.contains("by container holder2"), "{err}");
+    assert!(host.running_names().contains("holder2"));
+    assert!(!host.running_names().contains("early"));
+}
