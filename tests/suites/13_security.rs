@@ -264,6 +264,39 @@ fn no_new_privileges_and_inspect_security_opt() {
     );
     host.cli(&["create", "--name", "plain", "web"]).ok();
     assert!(host.inspect("plain")["HostConfig"]["SecurityOpt"].is_null());
+    // `exec` runs under the container's filter and no_new_privs too.
+    host.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "nnp-run",
+        "--net",
+        "none",
+        "--security-opt",
+        "no-new-privileges",
+        "web",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let out = host
+        .cli(&[
+            "exec",
+            "nnp-run",
+            "grep",
+            "-E",
+            "^(Seccomp|NoNewPrivs):",
+            "/proc/self/status",
+        ])
+        .ok();
+    assert!(
+        out.contains("Seccomp:\t2") && out.contains("NoNewPrivs:\t1"),
+        "{out}"
+    );
+    let blocked = host
+        .cli(&["exec", "nnp-run", "unshare", "-U", "true"])
+        .fails();
+    assert!(blocked.contains("Operation not permitted"), "{blocked}");
 }
 
 #[test]

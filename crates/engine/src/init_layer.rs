@@ -134,7 +134,7 @@ fn prepare_one(root: &OwnedFd, target: &Path, kind: TargetKind) -> Result<(), In
         let here = inside.display().to_string();
         ensure_entry(&dir, name, want, &here, &shown)?;
         if want == TargetKind::Dir {
-            dir = open_dir_path(&dir, Path::new(name)).map_err(|e| io_err(&here, e.into()))?;
+            dir = open_dir_path(&dir, Path::new(name)).map_err(|e| io_err(&here, e))?;
         }
     }
     Ok(())

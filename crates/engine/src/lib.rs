@@ -2,8 +2,8 @@
 //! restart policies; the OCI bundle (`spec`) and the OCI runtime binary that runs it.
 //!
 //! One file per verb (`create`, `start`, `stop`, `remove`, `exec`), the monitor process
-//! (`monitor`), and the pieces they share (`state`, `paths`, `rootfs`, `runtime`, `attach`,
-//! `logs`, `etc_files`, `reconcile`).
+//! (`monitor`), and the pieces they share (`state`, `paths`, `rootfs`, `init_layer`, `runtime`,
+//! `attach`, `logs`, `etc_files`, `reconcile`).
 
 pub mod attach;
 pub mod bundle;

@@ -145,7 +145,8 @@ pub fn parse_profile(json: &str) -> Result<Profile, SeccompError> {
         return Err(SeccompError::BothArchLists);
     }
     for (i, r) in p.syscalls.iter().enumerate() {
-        if r.name.is_some() == !r.names.is_empty() {
+        // Both `name` and `names`, or neither.
+        if r.name.is_some() != r.names.is_empty() {
             return Err(SeccompError::RuleNames(i));
         }
         for k in [&r.includes.min_kernel, &r.excludes.min_kernel]
