@@ -27,7 +27,7 @@ pub use client::Client;
 pub use command::{run_with_timeout, Background, Outcome};
 pub use fixtures::{fixture_images, Fixtures};
 pub use listen::{shell_quote, Proto};
-pub use malicious::{escaping_archive, Escape};
+pub use malicious::{escaping_archive, linked_rootfs_archive, Escape};
 pub use netns::Netns;
 pub use registry::{
     basic_auth_field, registry_fixtures, sha256_digest, ClientConfig, FakeOptions, FakeRegistry,

@@ -123,3 +123,38 @@ fn append_file(
     ar.append(&h, data)?;
     Ok(())
 }
+
+/// Writes to `out` a flat rootfs tar (for `berth import`) made of `base` (a rootfs tar such
+/// as the fixture's) without its entries under each linked name, plus a symlink per
+/// `(name, target)` pair: `("dev", "/tmp/x")` gives `dev -> /tmp/x`. The runtime mounts onto
+/// such names, so an engine that follows them writes onto the host.
+///
+/// Errors: I/O on `base` or `out`, or a name too long for a raw header.
+pub fn linked_rootfs_archive(
+    base: &Path,
+    links: &[(&str, &str)],
+    out: &Path,
+) -> anyhow::Result<()> {
+    let mut src = tar::Archive::new(std::fs::File::open(base)?);
+    let mut ar = tar::Builder::new(Vec::new());
+    for entry in src.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let name = path.trim_start_matches("./");
+        let linked = links.iter().any(|(l, _)| {
+            name == *l || name.trim_end_matches('/') == *l || name.starts_with(&format!("{l}/"))
+        });
+        if linked {
+            continue;
+        }
+        let header = entry.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data)?;
+        ar.append(&header, data.as_slice())?;
+    }
+    for (name, target) in links {
+        raw_entry(&mut ar, tar::EntryType::Symlink, name, target, b"")?;
+    }
+    std::fs::write(out, ar.into_inner()?)?;
+    Ok(())
+}

@@ -102,7 +102,7 @@ pub fn write_bundle(engine: &mut Engine, c: &Container) -> Result<Bundle, Engine
             .as_deref()
             .or(image_cfg.user().as_deref().filter(|u| !u.is_empty())),
     )?;
-    ensure_cwd(&rootfs_dir, &process.cwd, user.uid, user.gid)?;
+    crate::init_layer::ensure_workdir(&rootfs_dir, &process.cwd, user.uid, user.gid)?;
     let (netns, etc, hostname, sandbox_key, reservation) = network_setup(engine, c, &dir)?;
     // Endpoints exist by now (network_setup attached them); DNS networks keep their server.
     let endpoints = engine.container_endpoints(&c.id);
@@ -135,8 +135,12 @@ pub fn write_bundle(engine: &mut Engine, c: &Container) -> Result<Bundle, Engine
             hostname: etc.hostname,
             resolv_conf: etc.resolv_conf,
         },
+        seccomp: c.config.security.seccomp.clone(),
+        no_new_privileges: c.config.security.no_new_privileges,
     };
     let spec = spec::build_spec(&input)?;
+    // Last step before the runtime reads the rootfs: every mount target real, no symlink out.
+    crate::init_layer::prepare(&input.rootfs, &crate::init_layer::targets(&spec))?;
     let path = dir.join("config.json");
     let json = serde_json::to_vec_pretty(&spec)?;
     std::fs::write(&path, json).map_err(|e| EngineError::io(&path, e))?;
@@ -157,25 +161,6 @@ fn check_command(rootfs_dir: &Path, p: &Process) -> Result<(), EngineError> {
             "exec: \"{cmd}\": permission denied: the file is not an executable regular file"
         ))),
     }
-}
-
-/// Docker creates a missing working directory, owned by the container user; one that
-/// exists but is not a directory is refused.
-fn ensure_cwd(rootfs_dir: &Path, cwd: &str, uid: u32, gid: u32) -> Result<(), EngineError> {
-    if let Some(found) = rootfs::resolve_in_root(rootfs_dir, Path::new(cwd)) {
-        if found.is_dir() {
-            return Ok(());
-        }
-        return Err(EngineError::Invalid(format!(
-            "working directory {cwd:?} exists in the image but is not a directory: choose \
-             another -w"
-        )));
-    }
-    let host = rootfs_dir.join(cwd.trim_start_matches('/'));
-    if std::fs::create_dir_all(&host).is_ok() {
-        let _ = std::os::unix::fs::chown(&host, Some(uid), Some(gid));
-    }
-    Ok(())
 }
 
 type NetSetup = (

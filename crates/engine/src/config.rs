@@ -21,11 +21,47 @@ pub enum ConfigError {
     #[error("invalid --add-host {0:?}: use NAME:IP (e.g. db:10.0.0.5) or NAME:host-gateway")]
     AddHost(String),
     /// A bad `--mac-address`.
-    #[error("invalid --mac-address {0:?}: use six hex octets of a unicast address, e.g. 02:42:ac:11:00:02")]
+    #[error("invalid --mac-address {0:?}: use six hex octets of a unicast address other than 00:00:00:00:00:00, e.g. 02:42:ac:11:00:02")]
     Mac(String),
     /// `-e` / `--env-file` entry without a usable name.
     #[error("invalid environment variable {0:?}: use NAME=VALUE or NAME")]
     Env(String),
+    /// A `--hostname` that is not an RFC 1123 host name of at most 64 characters.
+    #[error("invalid --hostname {0:?}: use letters, digits and '-' in dot-separated labels of 1 to 63 characters, not starting or ending with '-', at most 64 characters in all (RFC 1123)")]
+    Hostname(String),
+    /// A `--dns-search` that is not a domain name.
+    #[error("invalid --dns-search {0:?}: use a domain name such as example.com (labels of letters, digits and '-', at most 253 characters), or '.' for none")]
+    DnsSearch(String),
+    /// A `--dns-option` with whitespace or control characters.
+    #[error("invalid --dns-option {0:?}: use one resolv.conf option such as ndots:2, without spaces or newlines")]
+    DnsOption(String),
+    /// A network alias with whitespace or control characters.
+    #[error("invalid network alias {0:?}: use a name without spaces, newlines or control characters, at most 255 characters")]
+    Alias(String),
+    /// A relative `-w`.
+    #[error("invalid working directory {0:?}: it must be an absolute path (start it with /)")]
+    Workdir(String),
+    /// A `--security-opt` berth does not know or support.
+    #[error("invalid --security-opt {0:?}: use seccomp=unconfined, seccomp=PATH (a JSON profile in Docker's format) or no-new-privileges[=true|false]{1}")]
+    SecurityOpt(String, &'static str),
+    /// The `--security-opt seccomp=PATH` file cannot be read.
+    #[error("cannot read the seccomp profile {path}: {source}")]
+    SeccompFile {
+        /// The path as given.
+        path: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `--security-opt seccomp=PATH` file is not a profile.
+    #[error("{path}: {source}")]
+    SeccompProfile {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        source: crate::spec::seccomp::SeccompError,
+    },
 }
 
 /// A container name, valid by Docker's rule `[a-zA-Z0-9][a-zA-Z0-9_.-]+`
@@ -182,6 +218,88 @@ pub struct ContainerConfig {
     /// Networking options of bridge networks (absent in records written before them).
     #[serde(default)]
     pub net: NetOptions,
+    /// `--security-opt` (absent in records written before it: Docker's defaults).
+    #[serde(default)]
+    pub security: SecurityOptions,
+}
+
+/// `--security-opt` values, parsed at create by [`parse_security_opts`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityOptions {
+    /// The values as given, in order (inspect's `HostConfig.SecurityOpt`).
+    pub given: Vec<String>,
+    /// The seccomp filter.
+    pub seccomp: SeccompOption,
+    /// `no-new-privileges`: the OCI `process.noNewPrivileges` (prctl PR_SET_NO_NEW_PRIVS).
+    pub no_new_privileges: bool,
+}
+
+/// Which seccomp filter a container gets (`--privileged` overrides it with none, as Docker).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeccompOption {
+    /// Docker's default profile ([`crate::spec::seccomp::default_profile`]).
+    #[default]
+    Default,
+    /// `seccomp=unconfined`: no filter.
+    Unconfined,
+    /// `seccomp=PATH`: the profile read at create (later edits of the file do not apply,
+    /// as with Docker, whose CLI sends the file's content).
+    Profile {
+        /// The path as given.
+        path: String,
+        /// The file's JSON, already validated.
+        json: String,
+    },
+}
+
+/// Parses `--security-opt` values as Docker does (`KEY=VALUE`, or the legacy `KEY:VALUE`):
+/// `seccomp=unconfined`, `seccomp=PATH` (read with `read` and validated now),
+/// `no-new-privileges[=true|false]`. AppArmor, SELinux labels and everything else are
+/// refused: berth does not apply them.
+///
+/// # Errors
+/// [`ConfigError::SecurityOpt`], [`ConfigError::SeccompFile`], [`ConfigError::SeccompProfile`].
+pub fn parse_security_opts(
+    items: &[String],
+    read: impl Fn(&str) -> std::io::Result<String>,
+) -> Result<SecurityOptions, ConfigError> {
+    let mut out = SecurityOptions {
+        given: items.to_vec(),
+        ..SecurityOptions::default()
+    };
+    for item in items {
+        let (key, value) = match item.split_once('=').or_else(|| item.split_once(':')) {
+            Some((k, v)) => (k, Some(v)),
+            None => (item.as_str(), None),
+        };
+        let bad = |why| ConfigError::SecurityOpt(item.clone(), why);
+        match (key, value) {
+            ("no-new-privileges", None | Some("true")) => out.no_new_privileges = true,
+            ("no-new-privileges", Some("false")) => out.no_new_privileges = false,
+            ("seccomp", Some("unconfined")) => out.seccomp = SeccompOption::Unconfined,
+            ("seccomp", Some(path)) if !path.is_empty() => {
+                let json = read(path).map_err(|source| ConfigError::SeccompFile {
+                    path: path.to_string(),
+                    source,
+                })?;
+                crate::spec::seccomp::parse_profile(&json).map_err(|source| {
+                    ConfigError::SeccompProfile {
+                        path: path.to_string(),
+                        source,
+                    }
+                })?;
+                out.seccomp = SeccompOption::Profile {
+                    path: path.to_string(),
+                    json,
+                };
+            }
+            ("apparmor" | "label" | "systempaths", _) => return Err(bad(
+                " (berth applies no AppArmor or SELinux profile and keeps Docker's masked paths)",
+            )),
+            _ => return Err(bad("")),
+        }
+    }
+    Ok(out)
 }
 
 /// `run`/`create` options that only matter on networks (bridge and underlay drivers).
@@ -272,7 +390,9 @@ pub fn parse_add_host(s: &str) -> Result<(String, std::net::IpAddr), ConfigError
     Ok((name.to_string(), ip))
 }
 
-/// Checks a `--mac-address`: six hex octets, unicast (bit 0 of the first octet clear).
+/// Checks a `--mac-address`: six hex octets, unicast (bit 0 of the first octet clear, which
+/// also rules out broadcast ff:ff:ff:ff:ff:ff, IEEE 802 §8.2), not all zero (no interface can
+/// use it).
 pub fn parse_mac(s: &str) -> Result<String, ConfigError> {
     let octets: Vec<&str> = s.split(':').collect();
     let ok = octets.len() == 6
@@ -280,11 +400,88 @@ pub fn parse_mac(s: &str) -> Result<String, ConfigError> {
             .iter()
             .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()));
     let unicast = ok && u8::from_str_radix(octets[0], 16).is_ok_and(|b| b & 1 == 0);
-    if unicast {
+    let zero = ok && octets.iter().all(|o| *o == "00");
+    if unicast && !zero {
         Ok(s.to_ascii_lowercase())
     } else {
         Err(ConfigError::Mac(s.to_string()))
     }
+}
+
+/// One RFC 1123 label (§2.1, RFC 952 as amended): 1 to 63 letters, digits and '-', not
+/// starting or ending with '-'.
+fn is_label(l: &str) -> bool {
+    (1..=63).contains(&l.len())
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+/// Checks a `--hostname`: dot-separated RFC 1123 labels, at most 64 characters in all (the
+/// kernel's `__NEW_UTS_LEN`, sethostname(2), which is also Docker's limit).
+pub fn validate_hostname(s: &str) -> Result<(), ConfigError> {
+    if s.len() <= 64 && s.split('.').all(is_label) {
+        Ok(())
+    } else {
+        Err(ConfigError::Hostname(s.to_string()))
+    }
+}
+
+/// Checks a `--dns-search` domain: RFC 1123 labels, an optional trailing dot, at most 253
+/// characters (RFC 1035 §2.3.4 less the dots' framing); `.` alone means "no search list", as in
+/// Docker's `ValidateDNSSearch`.
+pub fn validate_dns_search(s: &str) -> Result<(), ConfigError> {
+    let name = s.strip_suffix('.').unwrap_or(s);
+    if s == "." || (name.len() <= 253 && name.split('.').all(is_label)) {
+        Ok(())
+    } else {
+        Err(ConfigError::DnsSearch(s.to_string()))
+    }
+}
+
+/// Checks a `--dns-option` (one resolv.conf `options` word, resolv.conf(5)): not empty, no
+/// whitespace or control characters, which would start a new option or line.
+pub fn validate_dns_option(s: &str) -> Result<(), ConfigError> {
+    if !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Ok(())
+    } else {
+        Err(ConfigError::DnsOption(s.to_string()))
+    }
+}
+
+/// Checks a `--network-alias`/`--alias`: a DNS name the embedded server answers and the hosts
+/// file lists, so no whitespace or control characters; 1 to 255 characters (RFC 1035 §2.3.4).
+pub fn validate_alias(s: &str) -> Result<(), ConfigError> {
+    if (1..=255).contains(&s.len()) && !s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Ok(())
+    } else {
+        Err(ConfigError::Alias(s.to_string()))
+    }
+}
+
+/// Checks the options that end up in `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`,
+/// and the working directory (absolute, as the runtime requires), at create time.
+///
+/// # Errors
+/// The first of [`ConfigError::Hostname`], [`ConfigError::DnsSearch`],
+/// [`ConfigError::DnsOption`], [`ConfigError::Alias`], [`ConfigError::Workdir`].
+pub fn validate_written_options(c: &ContainerConfig) -> Result<(), ConfigError> {
+    if let Some(h) = &c.hostname {
+        validate_hostname(h)?;
+    }
+    c.net
+        .dns_search
+        .iter()
+        .try_for_each(|d| validate_dns_search(d))?;
+    c.net
+        .dns_options
+        .iter()
+        .try_for_each(|o| validate_dns_option(o))?;
+    c.net.aliases.iter().try_for_each(|a| validate_alias(a))?;
+    if let Some(w) = c.working_dir.as_deref().filter(|w| !w.starts_with('/')) {
+        return Err(ConfigError::Workdir(w.to_string()));
+    }
+    Ok(())
 }
 
 /// Parses `-e` values: `NAME=VALUE` is kept, a bare `NAME` takes the value from `lookup`
@@ -362,7 +559,88 @@ mod tests {
         assert!(parse_add_host("x:999.1.1.1").is_err());
         assert_eq!(parse_mac("02:42:AC:11:00:02").unwrap(), "02:42:ac:11:00:02");
         assert!(parse_mac("01:00:5e:00:00:01").is_err(), "multicast refused");
+        assert!(parse_mac("ff:ff:ff:ff:ff:ff").is_err(), "broadcast refused");
+        assert!(parse_mac("00:00:00:00:00:00").is_err(), "all-zero refused");
         assert!(parse_mac("02:42:ac:11:00").is_err());
+    }
+
+    #[test]
+    fn written_option_validators() {
+        for ok in [
+            "web",
+            "a-b.example",
+            "x1",
+            &"a".repeat(63),
+            &format!("{}.b", "a".repeat(62)),
+        ] {
+            assert!(validate_hostname(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a..b",
+            "a b",
+            "a\nb",
+            "a_b",
+            &"a".repeat(64),
+            &format!("{}.bc", "a".repeat(62)),
+        ] {
+            assert!(validate_hostname(bad).is_err(), "{bad:?}");
+        }
+        for ok in ["example.com", "example.com.", ".", "lan"] {
+            assert!(validate_dns_search(ok).is_ok(), "{ok}");
+        }
+        for bad in ["a.com\nnameserver 7.7.7.7", "a com", "", "a..b", "-x.com"] {
+            assert!(validate_dns_search(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_dns_option("ndots:2").is_ok());
+        for bad in ["", "ndots:2 x", "a\nnameserver 1.1.1.1", "a\tb"] {
+            assert!(validate_dns_option(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_alias("db.svc").is_ok());
+        for bad in ["", "a b", "a\n1.2.3.4 evil", &"a".repeat(256)] {
+            assert!(validate_alias(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn security_opts() {
+        let read = |p: &str| -> std::io::Result<String> {
+            match p {
+                "/ok.json" => Ok(r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#.into()),
+                "/bad.json" => Ok("not json".into()),
+                _ => Err(std::io::ErrorKind::NotFound.into()),
+            }
+        };
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let s =
+            parse_security_opts(&v(&["seccomp=unconfined", "no-new-privileges"]), read).unwrap();
+        assert_eq!(s.seccomp, SeccompOption::Unconfined);
+        assert!(s.no_new_privileges);
+        let s = parse_security_opts(
+            &v(&["no-new-privileges:true", "no-new-privileges=false"]),
+            read,
+        )
+        .unwrap();
+        assert!(!s.no_new_privileges);
+        let s = parse_security_opts(&v(&["seccomp=/ok.json"]), read).unwrap();
+        assert!(matches!(s.seccomp, SeccompOption::Profile { .. }));
+        assert_eq!(s.given, ["seccomp=/ok.json"]);
+        for bad in [
+            "seccomp=/bad.json",
+            "seccomp=/missing",
+            "apparmor=x",
+            "nope",
+            "no-new-privileges=maybe",
+            "seccomp=",
+        ] {
+            assert!(parse_security_opts(&v(&[bad]), read).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_security_opts(&[], read).unwrap(),
+            SecurityOptions::default()
+        );
     }
 
     #[test]

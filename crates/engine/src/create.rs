@@ -33,7 +33,9 @@ impl Engine {
         };
         let image = self.images.resolve(&self.store, &req.config.image)?;
         let mode = NetworkMode::from_str(&req.config.network)?;
+        crate::config::validate_written_options(&req.config)?;
         self.validate_mode(&mode, &req)?;
+        check_network_only_options(&mode, &req.config.net)?;
         if let NetworkMode::Network(name) = &mode {
             self.validate_network(name, &req.publish, &req.config.net)?;
         }
@@ -131,6 +133,31 @@ impl Engine {
             "could not generate a free container name: pass --name".into(),
         ))
     }
+}
+
+/// Refuses `--ip`, `--ip6` and `--mac-address` without a network of the container's own
+/// (`none`, `host`, `container:`), as Docker does: there is no endpoint to give them to.
+fn check_network_only_options(
+    mode: &NetworkMode,
+    net: &crate::config::NetOptions,
+) -> Result<(), EngineError> {
+    if matches!(mode, NetworkMode::Network(_)) {
+        return Ok(());
+    }
+    let flag = if net.ip.is_some() {
+        "--ip"
+    } else if net.ip6.is_some() {
+        "--ip6"
+    } else if net.mac_address.is_some() {
+        "--mac-address"
+    } else {
+        return Ok(());
+    };
+    Err(EngineError::Invalid(format!(
+        "conflicting options: {flag} and --network {mode}: addresses are given on a network \
+         (the default bridge or a user-defined one), and this mode has none; drop {flag} or \
+         use --network NAME"
+    )))
 }
 
 /// A new container id: 32 random bytes in hex, as Docker's.

@@ -111,6 +111,7 @@ impl Engine {
                 "CapAdd": cfg.cap_add,
                 "CapDrop": cfg.cap_drop,
                 "Privileged": cfg.privileged,
+                "SecurityOpt": (!cfg.security.given.is_empty()).then_some(&cfg.security.given),
             },
             "Config": {
                 "Hostname": cfg.hostname.clone().unwrap_or_else(|| c.id[..12].to_string()),

@@ -2,8 +2,8 @@
 //! restart policies; the OCI bundle (`spec`) and the OCI runtime binary that runs it.
 //!
 //! One file per verb (`create`, `start`, `stop`, `remove`, `exec`), the monitor process
-//! (`monitor`), and the pieces they share (`state`, `paths`, `rootfs`, `runtime`, `attach`,
-//! `logs`, `etc_files`, `reconcile`).
+//! (`monitor`), and the pieces they share (`state`, `paths`, `rootfs`, `init_layer`, `runtime`,
+//! `attach`, `logs`, `etc_files`, `reconcile`).
 
 pub mod attach;
 pub mod bundle;
@@ -12,6 +12,7 @@ pub mod create;
 pub mod dns;
 pub mod etc_files;
 pub mod exec;
+pub mod init_layer;
 pub mod inspect;
 pub mod lock;
 pub mod logs;
@@ -120,6 +121,9 @@ pub enum EngineError {
     /// `-u` could not be resolved.
     #[error(transparent)]
     User(#[from] user::UserError),
+    /// The image's root filesystem cannot take the container's mounts safely.
+    #[error(transparent)]
+    InitLayer(#[from] init_layer::InitLayerError),
     /// The operation needs a running container.
     #[error("container {0} is not running: start it first (berth start {0})")]
     NotRunning(String),

@@ -153,6 +153,9 @@ impl Engine {
         key: &str,
         req: ConnectRequest,
     ) -> Result<EndpointState, EngineError> {
+        req.aliases
+            .iter()
+            .try_for_each(|a| crate::config::validate_alias(a))?;
         let c = self.container(key)?;
         let c = self.reconcile_one(c)?;
         if c.state.status != Status::Running || c.state.sandbox_key.is_empty() {
@@ -335,6 +338,8 @@ impl Engine {
             for ip in wanted.into_iter().flatten() {
                 check_requested_ip(&n, ip)?;
             }
+            self.check_mac_free(&n, net.mac_address.as_deref(), None)?;
+            check_publish_families(&n, publish)?;
         } else if net.ip.is_some() || net.ip6.is_some() {
             return Err(EngineError::Invalid(
                 "--ip/--ip6 need a user-defined network (Docker refuses them on the default \
@@ -342,11 +347,20 @@ impl Engine {
                     .into(),
             ));
         }
+        if key == DEFAULT_NETWORK {
+            if let Ok(n) = self.manager().lookup(key) {
+                self.check_mac_free(&n, net.mac_address.as_deref(), None)?;
+                check_publish_families(&n, publish)?;
+            } else {
+                check_publish_families_v4(DEFAULT_NETWORK, publish)?;
+            }
+        }
         let mut explicit = Vec::new();
         for p in publish.iter().filter(|p| *p != "-P") {
             let reqs = berth_net::parse_publish(p).map_err(berth_net::NetError::from)?;
             explicit.extend(reqs.into_iter().filter(|r| r.host_port != 0));
         }
+        check_duplicate_host_ports(&explicit)?;
         // Refuse a host port in use before anything is recorded (the monitor's reservation
         // at start is the real arbiter; this only spares a doomed container record).
         ports::reserve(&explicit, |addr, proto| self.port_owner(addr.port(), proto))
@@ -400,6 +414,8 @@ impl Engine {
             ifname: None,
             default_route: !network.internal,
         };
+        // Under the network lock: no other start can take the MAC between check and connect.
+        self.check_mac_free(&network, req.mac.as_deref(), Some(&c.id))?;
         let endpoint = self.manager().connect(&network, &c.id, netns, &req)?;
         crate::dns::ensure(&self.paths, &network);
         for (n, x) in extras.iter().filter(|(n, _)| n.id != network.id) {
@@ -515,6 +531,85 @@ impl Engine {
 
 /// Checks `--ip`/`--ip6` against a network's subnets, ranges and reserved addresses before
 /// anything is recorded (IPAM checks again, authoritatively, when it allocates).
+impl Engine {
+    /// Refuses `mac` when an endpoint of network `n` (other than container `except`'s)
+    /// already has it, naming the holder: two interfaces with one MAC on a bridge make its
+    /// forwarding table flap between them.
+    fn check_mac_free(
+        &self,
+        n: &NetworkState,
+        mac: Option<&str>,
+        except: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let Some(mac) = mac else { return Ok(()) };
+        let eps = berth_net::records::endpoints_of_network(self.store.conn(), &n.id)
+            .map_err(berth_net::manager::ManagerError::from)?;
+        let Some(holder) = eps
+            .iter()
+            .find(|e| e.mac.eq_ignore_ascii_case(mac) && Some(e.container_id.as_str()) != except)
+        else {
+            return Ok(());
+        };
+        let name = crate::state::by_id(self.store.conn(), &holder.container_id)
+            .ok()
+            .flatten()
+            .map(|c| c.name.to_string())
+            .unwrap_or_else(|| holder.container_id.chars().take(12).collect());
+        Err(EngineError::Invalid(format!(
+            "--mac-address {mac} is already used on network {} by container {name}: choose \
+             another address or leave it out",
+            n.name
+        )))
+    }
+}
+
+/// Refuses IPv6 host addresses in `-p` on a network without an IPv6 subnet: nothing would
+/// answer there (IPv6 publishing is not built yet).
+fn check_publish_families(n: &NetworkState, publish: &[String]) -> Result<(), EngineError> {
+    if n.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
+        return Ok(());
+    }
+    check_publish_families_v4(n.name.as_str(), publish)
+}
+
+/// [`check_publish_families`] for a network known to be IPv4-only, by name.
+fn check_publish_families_v4(name: &str, publish: &[String]) -> Result<(), EngineError> {
+    for p in publish.iter().filter(|p| *p != "-P") {
+        let reqs = berth_net::parse_publish(p).map_err(berth_net::NetError::from)?;
+        if let Some(ip) = reqs.iter().find_map(|r| r.host_ip.filter(IpAddr::is_ipv6)) {
+            return Err(EngineError::Invalid(format!(
+                "-p {p}: host address {ip} is IPv6, but network {name} is IPv4-only and berth \
+                 publishes ports on IPv4 host addresses only for now: use an IPv4 address (or \
+                 none, for every IPv4 address), e.g. -p 127.0.0.1:PORT:PORT"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses two `-p` of one command that take the same host port (same protocol, same
+/// address or one of them on every address of the family), before any socket is tried.
+fn check_duplicate_host_ports(reqs: &[PublishRequest]) -> Result<(), EngineError> {
+    let overlaps = |a: Option<IpAddr>, b: Option<IpAddr>| {
+        let a = a.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let b = b.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        a.is_ipv4() == b.is_ipv4() && (a == b || a.is_unspecified() || b.is_unspecified())
+    };
+    for (i, a) in reqs.iter().enumerate() {
+        if let Some(b) = reqs[..i].iter().find(|b| {
+            b.proto == a.proto && b.host_port == a.host_port && overlaps(a.host_ip, b.host_ip)
+        }) {
+            let _ = b; // the earlier of the two; the message names the port they share
+            return Err(EngineError::PortConflict(format!(
+                "host port {}/{} is published twice in this command: each -p needs its own host \
+                 port (or a different host address); remove the duplicate",
+                a.host_port, a.proto
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_requested_ip(n: &NetworkState, ip: IpAddr) -> Result<(), EngineError> {
     let flag = if ip.is_ipv4() { "--ip" } else { "--ip6" };
     let bad = |why: String| EngineError::Invalid(format!("{flag} {ip}: {why}"));

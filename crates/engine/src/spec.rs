@@ -7,7 +7,7 @@
 //! Save the result with oci-spec's `Spec::save(bundle/config.json)`.
 //!
 //! Known gaps, on purpose for now:
-//! - no seccomp profile (Docker applies its default profile; we add it later), no AppArmor
+//! - seccomp: Docker's default profile ([`seccomp`]), a user profile or none; no AppArmor
 //!   or SELinux labels;
 //! - no user namespace, no cgroup namespace (Docker's default on cgroup v1 hosts is the
 //!   host cgroup namespace, which is what this gives), no resource limits beyond devices;
@@ -19,6 +19,7 @@ mod caps;
 mod mounts;
 #[cfg(test)]
 mod runc_test;
+pub mod seccomp;
 #[cfg(test)]
 mod tests;
 
@@ -97,6 +98,10 @@ pub struct SpecInput {
     pub cgroups_path: String,
     /// Sources of `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
     pub etc_files: EtcFiles,
+    /// The seccomp filter asked for (none at all when `privileged`, as Docker).
+    pub seccomp: crate::config::SeccompOption,
+    /// `process.noNewPrivileges` (`--security-opt no-new-privileges`).
+    pub no_new_privileges: bool,
 }
 
 /// Errors of [`build_spec`].
@@ -130,6 +135,15 @@ pub enum SpecError {
         #[source]
         source: std::io::Error,
     },
+    /// A stored `seccomp=PATH` profile no longer parses (it was validated at create).
+    #[error("seccomp profile {path}: {source}")]
+    Seccomp {
+        /// The path given at create.
+        path: String,
+        /// What is wrong.
+        #[source]
+        source: seccomp::SeccompError,
+    },
     /// oci-spec refused to build a part of the spec (a bug in this module).
     #[error("cannot build the OCI spec {what}: {source}; this is a berth bug, please report it")]
     Build {
@@ -160,7 +174,8 @@ fn built<T>(what: &'static str, r: Result<T, OciSpecError>) -> Result<T, SpecErr
 pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     let nofile = nofile_limit(host_nofile_hard()?);
     let process = build_process(input, nofile, host_allowed_caps())?;
-    let linux = build_linux(input)?;
+    let mut linux = build_linux(input)?;
+    linux.set_seccomp(seccomp_section(input, &process)?);
     let mut mounts = default_mounts(&input.etc_files);
     if input.privileged {
         // moby WithMounts: privileged containers get writable sysfs and cgroup mounts.
@@ -259,9 +274,38 @@ fn build_process(input: &SpecInput, nofile: u64, allowed_caps: u64) -> Result<Pr
         .cwd(cwd)
         .capabilities(caps)
         .rlimits(vec![built("rlimit", rlimit)?])
-        .no_new_privileges(false)
+        .no_new_privileges(input.no_new_privileges)
         .build();
     built("process", process)
+}
+
+/// The `linux.seccomp` section: none when privileged or unconfined, else the chosen profile
+/// for this host's architecture and kernel and the process's bounding capabilities.
+fn seccomp_section(
+    input: &SpecInput,
+    process: &Process,
+) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, SpecError> {
+    use crate::config::SeccompOption;
+    let profile = match &input.seccomp {
+        _ if input.privileged => return Ok(None),
+        SeccompOption::Unconfined => return Ok(None),
+        SeccompOption::Default => seccomp::default_profile(),
+        SeccompOption::Profile { path, json } => {
+            seccomp::parse_profile(json).map_err(|source| SpecError::Seccomp {
+                path: path.clone(),
+                source,
+            })?
+        }
+    };
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .and_then(|c| c.bounding().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(str::to_owned))
+        .collect();
+    Ok(Some(seccomp::build(&profile, &seccomp::Target::host(caps))))
 }
 
 /// The container environment, Docker's way (moby `container.CreateDaemonEnvironment` then

@@ -11,7 +11,9 @@ use anyhow::Context;
 use clap::Args;
 
 use berth_engine::attach::{read_frame, FrameKind};
-use berth_engine::config::{parse_add_hosts, parse_env, parse_env_file, parse_mac, NetOptions};
+use berth_engine::config::{
+    parse_add_hosts, parse_env, parse_env_file, parse_mac, parse_security_opts, NetOptions,
+};
 use berth_engine::create::CreateRequest;
 use berth_engine::{ContainerConfig, Engine, RestartPolicy};
 
@@ -73,9 +75,13 @@ pub struct RunArgs {
     /// Drop Linux capabilities.
     #[arg(long)]
     cap_drop: Vec<String>,
-    /// Give extended privileges.
+    /// Give extended privileges (also turns seccomp off, as Docker).
     #[arg(long)]
     privileged: bool,
+    /// Security options: seccomp=unconfined, seccomp=PATH (Docker-format JSON profile),
+    /// no-new-privileges[=true|false].
+    #[arg(long)]
+    security_opt: Vec<String>,
     /// Username or UID[:GID].
     #[arg(short = 'u', long)]
     user: Option<String>,
@@ -156,6 +162,7 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
         }
     });
     let add_hosts = parse_add_hosts(&a.add_host)?;
+    let security = parse_security_opts(&a.security_opt, |p| std::fs::read_to_string(p))?;
     let mut publish = a.publish.clone();
     if a.publish_all {
         publish.push("-P".into());
@@ -195,6 +202,7 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
                 host_gateway_names: add_hosts.1,
                 ..NetOptions::default()
             },
+            security,
         },
     })
 }

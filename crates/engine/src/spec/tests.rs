@@ -26,6 +26,8 @@ pub(super) fn input() -> SpecInput {
             hostname: PathBuf::from("/run/berth/abc/hostname"),
             resolv_conf: PathBuf::from("/run/berth/abc/resolv.conf"),
         },
+        seccomp: crate::config::SeccompOption::Default,
+        no_new_privileges: false,
     }
 }
 
@@ -222,7 +224,56 @@ fn default_masks_readonly_and_devices() {
         linux.cgroups_path().as_deref(),
         Some(std::path::Path::new("/berth/abc"))
     );
-    assert_eq!(linux.seccomp(), &None);
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .expect("Docker's default seccomp profile");
+    assert_eq!(
+        seccomp.default_action(),
+        oci_spec::runtime::LinuxSeccompAction::ScmpActErrno
+    );
+    assert!(!spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .no_new_privileges()
+        .unwrap_or(false));
+}
+
+#[test]
+fn seccomp_off_when_privileged_or_unconfined_and_no_new_privileges() {
+    let mut i = input();
+    i.privileged = true;
+    assert_eq!(
+        build_spec(&i).unwrap().linux().as_ref().unwrap().seccomp(),
+        &None
+    );
+    let mut i = input();
+    i.seccomp = crate::config::SeccompOption::Unconfined;
+    i.no_new_privileges = true;
+    let spec = build_spec(&i).unwrap();
+    assert_eq!(spec.linux().as_ref().unwrap().seccomp(), &None);
+    assert_eq!(
+        spec.process().as_ref().unwrap().no_new_privileges(),
+        Some(true)
+    );
+    // CAP_SYS_ADMIN in the bounding set brings mount/unshare back, as in Docker.
+    let mut i = input();
+    i.cap_add = vec!["SYS_ADMIN".into()];
+    let spec = build_spec(&i).unwrap();
+    let names: Vec<String> = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .seccomp()
+        .as_ref()
+        .unwrap()
+        .syscalls()
+        .iter()
+        .flatten()
+        .flat_map(|s| s.names().clone())
+        .collect();
+    assert!(names.iter().any(|n| n == "unshare"));
 }
 
 #[test]
@@ -435,13 +486,7 @@ fn no_oci_spec_defaults_leak_in() {
     assert!(json.get("annotations").is_none());
     assert!(!container_env(&i).iter().any(|e| e.starts_with("HOSTNAME=")));
     let linux = &json["linux"];
-    for absent in [
-        "seccomp",
-        "uidMappings",
-        "sysctl",
-        "devices",
-        "rootfsPropagation",
-    ] {
+    for absent in ["uidMappings", "sysctl", "devices", "rootfsPropagation"] {
         assert!(linux.get(absent).is_none(), "{absent}: {linux}");
     }
     let p = &json["process"];
