@@ -102,9 +102,9 @@ fn network_and_endpoint_apply_and_remove_exactly_their_elements() {
     web.subnets
         .extend(network("x", "br-x", "fd00:1::/64").subnets);
     let other = network("other", "br-other", "172.19.0.0/16");
-    fw.add_network(&web).unwrap();
-    fw.add_network(&web).expect("add_network is idempotent");
-    fw.add_network(&other).unwrap();
+    fw.add_network(&web, 1).unwrap();
+    fw.add_network(&web, 1).expect("add_network is idempotent");
+    fw.add_network(&other, 1).unwrap();
     let networks_only = ruleset(&ns);
     assert!(
         networks_only.contains(r#""br-web" comment "net web""#),
@@ -161,17 +161,17 @@ fn network_and_endpoint_apply_and_remove_exactly_their_elements() {
     fw.remove_endpoint(&web, &ep)
         .expect("remove_endpoint is idempotent");
 
-    fw.remove_network(&web).unwrap();
+    fw.remove_network(&web, 2).unwrap();
     let left = ruleset(&ns);
     assert!(!left.contains("net web"), "{left}");
     assert!(left.contains(r#""br-other" comment "net other""#), "{left}");
-    fw.remove_network(&other).unwrap();
+    fw.remove_network(&other, 2).unwrap();
     assert_eq!(
         ruleset(&ns),
         "",
         "the last network takes the tables with it"
     );
-    fw.remove_network(&other)
+    fw.remove_network(&other, 2)
         .expect("remove_network is idempotent");
     fw.remove_endpoint(&web, &ep)
         .expect("nothing to remove without the tables");
@@ -191,7 +191,7 @@ fn reconcile_replaces_everything_and_is_idempotent() {
         &["172.21.0.2/16"],
         vec![port(None, 80, 80, Proto::Tcp)],
     );
-    fw.add_network(&stale).unwrap();
+    fw.add_network(&stale, 1).unwrap();
     fw.add_endpoint(&stale, &stale_ep).unwrap();
 
     let ep = endpoint(
@@ -344,8 +344,8 @@ fn published_port_works_from_every_origin_and_networks_are_isolated() {
     ];
     let ep = endpoint(&n1, "t1", &["172.30.0.2/24"], ports);
     let ep3 = endpoint(&n1, "t3", &["172.30.0.3/24"], Vec::new());
-    fw.add_network(&n1).unwrap();
-    fw.add_network(&n2).unwrap();
+    fw.add_network(&n1, 1).unwrap();
+    fw.add_network(&n2, 1).unwrap();
     fw.add_endpoint(&n1, &ep).unwrap();
     fw.add_endpoint(&n1, &ep3).unwrap();
     echo_peer_server(&ctr, "0.0.0.0:80");

@@ -37,6 +37,8 @@ const UDATA_SET_ELEM_COMMENT: u8 = 0;
 
 /// `NFPROTO_INET` (netfilter.h): the family of `table inet ...`.
 pub const NFPROTO_INET: u8 = 1;
+/// `NFPROTO_BRIDGE` (netfilter.h): the family of `table bridge ...`.
+pub const NFPROTO_BRIDGE: u8 = 7;
 
 /// Errors of element batches.
 #[derive(Debug, thiserror::Error)]
