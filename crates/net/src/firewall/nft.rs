@@ -112,8 +112,8 @@ add rule inet berth guard iifname != "lo" ip daddr 127.0.0.0/8 drop comment "loo
 add rule inet berth guard iifname != "lo" ip6 daddr ::1 drop comment "loopback destinations only from lo"
 add chain inet berth input { type filter hook input priority filter; policy accept; }
 flush chain inet berth input
-add rule inet berth input meta l4proto { tcp, udp } th dport 53 ip daddr @gateways4 iifname . ip daddr != @own_gateway4 drop comment "embedded DNS: only the network's own containers"
-add rule inet berth input meta l4proto { tcp, udp } th dport 53 ip6 daddr @gateways6 iifname . ip6 daddr != @own_gateway6 drop comment "embedded DNS: only the network's own containers"
+add rule inet berth input meta l4proto { tcp, udp } th dport 53 ip daddr @gateways4 iifname != "lo" iifname . ip daddr != @own_gateway4 drop comment "embedded DNS: only the network's own containers (and the host)"
+add rule inet berth input meta l4proto { tcp, udp } th dport 53 ip6 daddr @gateways6 iifname != "lo" iifname . ip6 daddr != @own_gateway6 drop comment "embedded DNS: only the network's own containers (and the host)"
 add chain inet berth forward { type filter hook forward priority filter; policy accept; }
 flush chain inet berth forward
 add rule inet berth forward iifname . oifname @same_bridge accept comment "routed within one network"
