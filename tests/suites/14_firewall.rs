@@ -329,3 +329,170 @@ fn other_hosts_reach_published_ports_only_and_not_the_dns() {
         .expect("hairpin via the host's address");
     assert!(page.contains("berth demo"), "{page}");
 }
+
+/// A web server on the client (python3 http.server on its own address, port 8000): what
+/// containers reach only through egress masquerade (the client has no route back to them).
+fn client_web(client: &Client) -> Background {
+    let mut cmd = client.netns().command("python3");
+    cmd.args([
+        "-m",
+        "http.server",
+        "--bind",
+        client.addr(),
+        "8000",
+        "--directory",
+        "/",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let bg = Background::spawn(&mut cmd);
+    let up = wait_until(Duration::from_secs(10), || {
+        client
+            .sh("ss -Hltn 'sport = :8000'")
+            .stdout
+            .contains("8000")
+    });
+    assert!(up, "client web server did not start");
+    bg
+}
+
+/// Three networks with a container each: `c1` publishes 8081 on `n1`, `c2` serves on `n2`,
+/// `c3` probes from `n3`.
+fn three_networks(host: &SandboxHost) {
+    for n in ["n1", "n2", "n3"] {
+        host.cli(&["network", "create", n]).ok();
+    }
+    run_d(
+        &host,
+        &["--net", "n1", "--name", "c1", "-p", "8081:80", "web"],
+    );
+    run_d(&host, &["--net", "n2", "--name", "c2", "web"]);
+    run_d(
+        &host,
+        &["--net", "n3", "--name", "c3", "web", "sleep", "600"],
+    );
+    assert!(host.wait_published(8081, "berth demo"));
+}
+
+/// Everything the rules must give back after a repair: published ports from another host
+/// (old and `new_port`), isolation between networks, egress masquerade.
+fn policy_holds(host: &SandboxHost, client: &Client, new_port: Option<u16>, when: &str) {
+    let page = client
+        .http_get(8081)
+        .unwrap_or_else(|e| panic!("{when}: 8081: {e}"));
+    assert!(page.contains("berth demo"), "{when}: {page}");
+    if let Some(p) = new_port {
+        assert!(
+            host.wait_published(p, "berth demo"),
+            "{when}: {p} from the host"
+        );
+        let page = client
+            .http_get(p)
+            .unwrap_or_else(|e| panic!("{when}: {p}: {e}"));
+        assert!(page.contains("berth demo"), "{when}: {page}");
+    }
+    let c2 = host.ip_on("c2", "n2");
+    let blocked = host.cannot_connect_from("c3", &c2, 80);
+    assert!(
+        !blocked.success(),
+        "{when}: n3 reached n2 ({c2}:80): {blocked}"
+    );
+    let page = host.http_from("c3", client.addr(), 8000);
+    assert!(page.is_ok(), "{when}: egress with masquerade: {page:?}");
+}
+
+#[test]
+fn a_flushed_ruleset_is_rebuilt_by_the_next_command_and_by_reload() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    let client = host.add_client();
+    let _web = client_web(&client);
+    three_networks(&host);
+    policy_holds(&host, &client, None, "before");
+
+    // Inside the sandbox host's namespace only.
+    host.sh("nft flush ruleset").ok();
+    run_d(
+        &host,
+        &["--net", "n2", "--name", "p1", "-p", "8082:80", "web"],
+    );
+    policy_holds(&host, &client, Some(8082), "after flush + run -p");
+
+    host.sh("nft flush ruleset").ok();
+    host.cli(&["network", "reload"]).ok();
+    policy_holds(&host, &client, Some(8082), "after flush + network reload");
+
+    host.sh("nft flush ruleset").ok();
+    host.cli(&["network", "create", "n4"]).ok();
+    let bridges = host.sh("nft list set inet berth bridges").ok();
+    for n in ["n1", "n2", "n3", "n4"] {
+        let br = host.network_inspect(n)["berth"]["Bridge"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            bridges.contains(&br),
+            "{n}'s bridge {br} after create: {bridges}"
+        );
+    }
+    policy_holds(&host, &client, Some(8082), "after flush + network create");
+    // Reload of intact rules changes nothing and keeps working.
+    let before = host.nft_ruleset();
+    host.cli(&["network", "reload"]).ok();
+    assert_eq!(host.nft_ruleset(), before);
+}
+
+#[test]
+fn a_network_rm_killed_after_its_firewall_step_leaves_isolation_intact() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "a"]).ok();
+    host.cli(&["network", "create", "x"]).ok();
+    run_d(&host, &["--net", "a", "--name", "target", "web"]);
+    let target = host.ip_on("target", "a");
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("rm.err");
+    let mut cmd = host.berth_command(&["network", "rm", "x"]);
+    cmd.env("BERTH_TEST_PAUSE_AT", "network-rm-after-firewall")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut rm = Background::spawn(&mut cmd);
+    let paused = wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("paused at"))
+    });
+    assert!(
+        paused,
+        "network rm never reached the pause point: {:?}",
+        std::fs::read_to_string(&log)
+    );
+    rm.signal(nix::sys::signal::Signal::SIGKILL);
+    assert!(rm.wait_timeout(Duration::from_secs(10)).is_some());
+    assert!(
+        host.network_names().contains("x"),
+        "the record outlived the kill"
+    );
+
+    run_d(
+        &host,
+        &["--net", "x", "--name", "intruder", "web", "sleep", "600"],
+    );
+    let out = host.cannot_connect_from("intruder", &target, 80);
+    assert!(
+        !out.success(),
+        "a container on x reached a's {target}:80: {out}"
+    );
+    // Control: x itself works (the container is up and routed).
+    let gw = subnet_and_gateway(&host, "x").1;
+    let own = host.exec_sh("intruder", &format!("nslookup target {gw}"));
+    assert!(
+        own.stdout.contains("Server"),
+        "x's DNS server answers its container: {own}"
+    );
+    // And the interrupted removal can be finished.
+    host.cli(&["rm", "-f", "intruder"]).ok();
+    host.cli(&["network", "rm", "x"]).ok();
+    assert!(!host.network_names().contains("x"));
+}
