@@ -328,6 +328,15 @@ fn other_hosts_reach_published_ports_only_and_not_the_dns() {
         .http_from("hidden", &own, 8080)
         .expect("hairpin via the host's address");
     assert!(page.contains("berth demo"), "{page}");
+    // Without any rule (flushed, and no berth command since to repair it), the server itself
+    // still keeps quiet to clients outside its network's subnets.
+    host.sh("nft flush ruleset").ok();
+    let out = berth_tests::run_with_timeout(&mut ask, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("TIMEOUT"),
+        "the embedded DNS itself must not answer another host: {text}"
+    );
 }
 
 /// A web server on the client (python3 http.server on its own address, port 8000): what
