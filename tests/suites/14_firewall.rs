@@ -373,12 +373,12 @@ fn three_networks(host: &SandboxHost) {
         host.cli(&["network", "create", n]).ok();
     }
     run_d(
-        &host,
+        host,
         &["--net", "n1", "--name", "c1", "-p", "8081:80", "web"],
     );
-    run_d(&host, &["--net", "n2", "--name", "c2", "web"]);
+    run_d(host, &["--net", "n2", "--name", "c2", "web"]);
     run_d(
-        &host,
+        host,
         &["--net", "n3", "--name", "c3", "web", "sleep", "600"],
     );
     assert!(host.wait_published(8081, "berth demo"));
