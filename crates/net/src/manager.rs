@@ -288,6 +288,12 @@ impl<'a> Manager<'a> {
 
     /// Records `state`, then makes its kernel objects and rules; undoes the record on failure.
     fn record_and_make(&mut self, state: NetworkState) -> Result<NetworkState, ManagerError> {
+        // The rules' generation without and with this network, read before the record exists
+        // (so nothing can fail between the record and its rules but the steps below).
+        let mut covered = self.bridge_networks()?;
+        let without = plan::generation(&covered);
+        covered.push(state.clone());
+        let with = plan::generation(&covered);
         self.store.write(|tx| records::insert_network(tx, &state))?;
         if state.underlay.is_some() {
             // Underlay networks have no rules: no NAT, no published ports, no isolation chain.
@@ -302,8 +308,6 @@ impl<'a> Manager<'a> {
         // Rules before the bridge: a crash in between leaves rules without a bridge, which the
         // next use repairs (`ready` recreates a missing bridge and re-adds the rules); the other
         // order could leave a bridge without isolation or masquerade.
-        let with = plan::generation(&self.bridge_networks()?);
-        let without = self.generation_without(&state.id)?;
         if let Err(e) = self.firewall.add_network(&state, with) {
             let _ = self
                 .store
