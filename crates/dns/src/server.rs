@@ -235,7 +235,8 @@ async fn serve_tcp_client(mut stream: TcpStream, net: Arc<DnsNetwork>, shared: A
     }
 }
 
-/// The response bytes for one query, or `None` to stay silent (garbage shorter than a header).
+/// The response bytes for one query, or `None` to stay silent (garbage shorter than a header,
+/// or a client that is not the network's: see [`serves`]).
 async fn handle(
     shared: &Shared,
     net: &DnsNetwork,
@@ -243,6 +244,9 @@ async fn handle(
     transport: Transport,
     client: Option<IpAddr>,
 ) -> Option<Vec<u8>> {
+    if !client.is_some_and(|c| serves(net, c)) {
+        return None;
+    }
     let request = match Message::from_vec(query) {
         Ok(m) => m,
         Err(_) if query.len() >= 12 => {
@@ -287,4 +291,47 @@ fn encode(request: &Message, reply: &Message, transport: Transport) -> Option<Ve
         return reply.truncate().to_vec().ok();
     }
     Some(bytes)
+}
+
+/// Whether the server on `net`'s gateways answers `client`: an address inside one of the
+/// network's subnets (its containers, and the host itself, whose queries leave from the
+/// gateway) or loopback. Anyone else — another host routed to the gateway, a container of
+/// another network — gets silence, so the server is no open resolver even when the
+/// firewall's port-53 rule is missing (issue 11).
+pub(crate) fn serves(net: &DnsNetwork, client: IpAddr) -> bool {
+    let client = match client {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    client.is_loopback() || net.subnets.iter().any(|s| s.contains(&client))
+}
+
+#[cfg(test)]
+mod client_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_networks_own_addresses_are_served() {
+        let net = DnsNetwork {
+            id: "0".repeat(64),
+            name: "front".into(),
+            subnets: vec![
+                "172.18.0.0/16".parse().unwrap(),
+                "fd00:1::/64".parse().unwrap(),
+            ],
+            gateways: vec!["172.18.0.1".parse().unwrap()],
+        };
+        for ok in [
+            "172.18.0.5",
+            "172.18.0.1",
+            "fd00:1::9",
+            "127.0.0.1",
+            "::ffff:172.18.0.7",
+        ] {
+            assert!(serves(&net, ok.parse().unwrap()), "{ok}");
+        }
+        for no in ["10.77.0.2", "172.19.0.2", "fd00:2::1", "::ffff:10.0.0.1"] {
+            assert!(!serves(&net, no.parse().unwrap()), "{no}");
+        }
+    }
 }

@@ -61,12 +61,34 @@ impl Engine {
         crate::lock::exclusive(&self.paths.runroot.join("locks").join("networks"))
     }
 
+    /// Checks in O(1) that berth's firewall tables cover the store's networks and rebuilds
+    /// them from the store when not (issue 11: an external `nft flush ruleset`, a reboot, a
+    /// network command killed midway). Call with the network lock held, before any firewall
+    /// change; every command that touches the firewall does.
+    fn ensure_firewall(&mut self) -> Result<(), EngineError> {
+        if self.manager().ensure_firewall()? {
+            tracing::warn!("berth's firewall rules were missing or stale: rebuilt from the store");
+        }
+        Ok(())
+    }
+
+    /// `network reload`: rebuilds every firewall rule and element from the store in one
+    /// transaction, whatever their state (Docker's firewalld-reload handling, netavark's
+    /// `firewall-reload`).
+    pub fn network_reload(&mut self) -> Result<(), EngineError> {
+        self.reconcile_all()?;
+        let _lock = self.network_lock()?;
+        self.manager().reconcile_firewall()?;
+        Ok(())
+    }
+
     /// `network create`.
     pub fn network_create(
         &mut self,
         req: NetworkCreateRequest,
     ) -> Result<NetworkState, EngineError> {
         let _lock = self.network_lock()?;
+        self.ensure_firewall()?;
         let n = self.manager().create(req)?;
         crate::dns::reload(&self.paths);
         Ok(n)
@@ -81,6 +103,7 @@ impl Engine {
     pub fn network_remove(&mut self, key: &str) -> Result<NetworkState, EngineError> {
         self.reconcile_all()?;
         let _lock = self.network_lock()?;
+        self.ensure_firewall()?;
         let n = self.manager().remove(key)?;
         crate::dns::reload(&self.paths);
         Ok(n)
@@ -90,6 +113,7 @@ impl Engine {
     pub fn network_prune(&mut self) -> Result<Vec<String>, EngineError> {
         self.reconcile_all()?;
         let _lock = self.network_lock()?;
+        self.ensure_firewall()?;
         let mut removed = Vec::new();
         for n in self.networks()? {
             if n.name.as_str() == DEFAULT_NETWORK {
@@ -166,6 +190,7 @@ impl Engine {
             )));
         }
         let _lock = self.network_lock()?;
+        self.ensure_firewall()?;
         let n = self.resolve_network(net)?;
         let existing = self.manager().endpoints_of(&c.id)?;
         if existing.iter().any(|e| e.network_id == n.id) {
@@ -210,6 +235,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let c = self.container(key)?;
         let _lock = self.network_lock()?;
+        self.ensure_firewall()?;
         let n = self.resolve_network(net)?;
         let eps = self.manager().endpoints_of(&c.id)?;
         let Some(ep) = eps.into_iter().find(|e| e.network_id == n.id) else {
@@ -383,6 +409,7 @@ impl Engine {
         };
         let requests = self.publish_requests(c)?;
         let _lock = self.network_lock()?;
+        self.ensure_firewall()?;
         let net = &c.config.net;
         // The `--net` network, unless `network disconnect` took it away and another remains.
         let extras: Vec<(NetworkState, crate::config::ConnectedNetwork)> = net
@@ -501,11 +528,14 @@ impl Engine {
             Ok(l) => l,
             Err(e) => return vec![e],
         };
-        self.manager()
-            .disconnect_all(id, &key)
-            .into_iter()
-            .map(EngineError::from)
-            .collect()
+        let mut errors: Vec<EngineError> = self.ensure_firewall().err().into_iter().collect();
+        errors.extend(
+            self.manager()
+                .disconnect_all(id, &key)
+                .into_iter()
+                .map(EngineError::from),
+        );
+        errors
     }
 
     /// The endpoints of a container with their networks.

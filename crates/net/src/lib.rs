@@ -7,6 +7,7 @@
 //! - [`hostport`]: conflicts of declared ports with listening sockets.
 //! - [`sandbox`]: per-container network namespaces ([`Sandbox`]).
 //! - [`driver`]: the driver trait (declaration only).
+//! - [`test_hooks`]: `BERTH_TEST_PAUSE_AT`, where e2e tests stop a command to kill it.
 
 pub mod driver;
 pub mod drivers;
@@ -20,6 +21,7 @@ pub mod port;
 pub mod ports;
 pub mod records;
 pub mod sandbox;
+pub mod test_hooks;
 
 pub use hostport::{
     berth_container_id, check_host_ports, find_conflicts, listening_ports_of, Conflict,

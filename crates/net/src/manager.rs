@@ -12,7 +12,7 @@ use berth_store::Store;
 
 use crate::drivers::bridge::{self, BridgeDriver};
 use crate::drivers::underlay::{UnderlayDriver, UnderlayError};
-use crate::firewall::{Firewall, NftFirewall};
+use crate::firewall::{plan, Firewall, NftFirewall};
 use crate::ipam::{self, Taken};
 use crate::model::{
     DriverName, EndpointState, IfName, NetworkName, NetworkState, PortMapping, SubnetConfig,
@@ -167,7 +167,8 @@ impl<'a> Manager<'a> {
         // One netlink query on the hot path; the rest only when the bridge is missing.
         if berth_sys::link::link_index(n.bridge.as_str()).is_err() {
             self.driver.create_network(&n)?;
-            self.firewall.add_network(&n)?;
+            let generation = plan::generation(&self.bridge_networks()?);
+            self.firewall.add_network(&n, generation)?;
         }
         Ok(n)
     }
@@ -287,6 +288,12 @@ impl<'a> Manager<'a> {
 
     /// Records `state`, then makes its kernel objects and rules; undoes the record on failure.
     fn record_and_make(&mut self, state: NetworkState) -> Result<NetworkState, ManagerError> {
+        // The rules' generation without and with this network, read before the record exists
+        // (so nothing can fail between the record and its rules but the steps below).
+        let mut covered = self.bridge_networks()?;
+        let without = plan::generation(&covered);
+        covered.push(state.clone());
+        let with = plan::generation(&covered);
         self.store.write(|tx| records::insert_network(tx, &state))?;
         if state.underlay.is_some() {
             // Underlay networks have no rules: no NAT, no published ports, no isolation chain.
@@ -301,7 +308,7 @@ impl<'a> Manager<'a> {
         // Rules before the bridge: a crash in between leaves rules without a bridge, which the
         // next use repairs (`ready` recreates a missing bridge and re-adds the rules); the other
         // order could leave a bridge without isolation or masquerade.
-        if let Err(e) = self.firewall.add_network(&state) {
+        if let Err(e) = self.firewall.add_network(&state, with) {
             let _ = self
                 .store
                 .write(|tx| records::delete_network(tx, &state.id));
@@ -310,7 +317,7 @@ impl<'a> Manager<'a> {
         if let Err(e) = self.driver.create_network(&state) {
             // The bridge may exist half-configured: delete it with the rules and the record.
             let _ = self.driver.delete_network(&state);
-            let _ = self.firewall.remove_network(&state);
+            let _ = self.firewall.remove_network(&state, without);
             let _ = self
                 .store
                 .write(|tx| records::delete_network(tx, &state.id));
@@ -346,9 +353,14 @@ impl<'a> Manager<'a> {
                 first_err.get_or_insert(ManagerError::from(e));
             }
         } else {
-            if let Err(e) = self.firewall.remove_network(&n) {
+            // The rules go first, stamped with the generation of the networks left: killed
+            // before the record is deleted, the next command sees the store's generation
+            // differ from the tables' and rebuilds this network's rules (issue 11 item 6).
+            let without = self.generation_without(&n.id)?;
+            if let Err(e) = self.firewall.remove_network(&n, without) {
                 first_err.get_or_insert(ManagerError::from(e));
             }
+            crate::test_hooks::pause_at(crate::test_hooks::NETWORK_RM_AFTER_FIREWALL);
             if let Err(e) = self.driver.delete_network(&n) {
                 first_err.get_or_insert(ManagerError::from(e));
             }
@@ -512,14 +524,43 @@ impl<'a> Manager<'a> {
         )?)
     }
 
-    /// Rebuilds berth's firewall tables from the records in one transaction (recovery).
+    /// Rebuilds berth's firewall tables from the records in one transaction (recovery, and
+    /// `network reload`): every bridge network, every endpoint's published ports and icc
+    /// blocks, stamped with the networks' generation.
     pub fn reconcile_firewall(&mut self) -> Result<(), ManagerError> {
-        let mut networks = self.list()?;
-        networks.retain(|n| n.underlay.is_none());
+        let networks = self.bridge_networks()?;
         let mut endpoints = records::all_endpoints(self.store.conn())?;
         endpoints.retain(|e| networks.iter().any(|n| n.id == e.network_id));
         self.firewall.reconcile(&networks, &endpoints)?;
         Ok(())
+    }
+
+    /// Checks that berth's tables cover exactly the store's bridge networks (their generation
+    /// stamp, one netlink lookup per table: O(1) in containers) and rebuilds everything with
+    /// [`Manager::reconcile_firewall`] when they do not (an external `nft flush ruleset`, a
+    /// reboot, a network command killed midway). Returns whether it rebuilt. Call it with the
+    /// engine's network lock held, before any other firewall change.
+    pub fn ensure_firewall(&mut self) -> Result<bool, ManagerError> {
+        let networks = self.bridge_networks()?;
+        if networks.is_empty() || self.firewall.is_current(plan::generation(&networks))? {
+            return Ok(false);
+        }
+        self.reconcile_firewall()?;
+        Ok(true)
+    }
+
+    /// The networks that have firewall rules (bridge networks; underlay ones have none).
+    fn bridge_networks(&self) -> Result<Vec<NetworkState>, ManagerError> {
+        let mut networks = self.list()?;
+        networks.retain(|n| n.underlay.is_none());
+        Ok(networks)
+    }
+
+    /// The generation of the bridge networks but the one with id `id`.
+    fn generation_without(&self, id: &str) -> Result<u32, ManagerError> {
+        let mut networks = self.bridge_networks()?;
+        networks.retain(|n| n.id != id);
+        Ok(plan::generation(&networks))
     }
 }
 

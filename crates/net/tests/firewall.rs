@@ -102,9 +102,9 @@ fn network_and_endpoint_apply_and_remove_exactly_their_elements() {
     web.subnets
         .extend(network("x", "br-x", "fd00:1::/64").subnets);
     let other = network("other", "br-other", "172.19.0.0/16");
-    fw.add_network(&web).unwrap();
-    fw.add_network(&web).expect("add_network is idempotent");
-    fw.add_network(&other).unwrap();
+    fw.add_network(&web, 1).unwrap();
+    fw.add_network(&web, 1).expect("add_network is idempotent");
+    fw.add_network(&other, 1).unwrap();
     let networks_only = ruleset(&ns);
     assert!(
         networks_only.contains(r#""br-web" comment "net web""#),
@@ -161,17 +161,17 @@ fn network_and_endpoint_apply_and_remove_exactly_their_elements() {
     fw.remove_endpoint(&web, &ep)
         .expect("remove_endpoint is idempotent");
 
-    fw.remove_network(&web).unwrap();
+    fw.remove_network(&web, 2).unwrap();
     let left = ruleset(&ns);
     assert!(!left.contains("net web"), "{left}");
     assert!(left.contains(r#""br-other" comment "net other""#), "{left}");
-    fw.remove_network(&other).unwrap();
+    fw.remove_network(&other, 2).unwrap();
     assert_eq!(
         ruleset(&ns),
         "",
         "the last network takes the tables with it"
     );
-    fw.remove_network(&other)
+    fw.remove_network(&other, 2)
         .expect("remove_network is idempotent");
     fw.remove_endpoint(&web, &ep)
         .expect("nothing to remove without the tables");
@@ -191,7 +191,7 @@ fn reconcile_replaces_everything_and_is_idempotent() {
         &["172.21.0.2/16"],
         vec![port(None, 80, 80, Proto::Tcp)],
     );
-    fw.add_network(&stale).unwrap();
+    fw.add_network(&stale, 1).unwrap();
     fw.add_endpoint(&stale, &stale_ep).unwrap();
 
     let ep = endpoint(
@@ -213,6 +213,48 @@ fn reconcile_replaces_everything_and_is_idempotent() {
 
     fw.reconcile(&[], &[]).unwrap();
     assert_eq!(ruleset(&ns), "");
+}
+
+#[test]
+fn generation_stamp_is_seen_over_netlink_and_lost_with_a_flush() {
+    let ns = test_netns_or_skip!();
+    skip_without_nft!();
+    let fw = firewall(&ns);
+    let a = network("a", "br-a", "172.22.0.0/16");
+    let b = network("b", "br-b", "172.23.0.0/16");
+    let both = berth_net::firewall::plan::generation(&[a.clone(), b.clone()]);
+    let only_a = berth_net::firewall::plan::generation(std::slice::from_ref(&a));
+    assert!(!fw.is_current(both).unwrap(), "no tables yet");
+    fw.reconcile(&[a.clone(), b.clone()], &[]).unwrap();
+    assert!(fw.is_current(both).unwrap());
+    assert!(!fw.is_current(only_a).unwrap());
+    fw.remove_network(&b, only_a).unwrap();
+    assert!(fw.is_current(only_a).unwrap(), "remove_network restamps");
+    // The check's cost: one lookup per table, whatever the set sizes (measured inside the
+    // namespace, as berth runs: no setns per check).
+    let per_check = run_in(&ns.path(), move || {
+        use berth_sys::nftables::{has_set_element, NFPROTO_BRIDGE, NFPROTO_INET};
+        let key = only_a.to_ne_bytes();
+        let t = std::time::Instant::now();
+        for _ in 0..100 {
+            assert!(has_set_element(NFPROTO_INET, "berth", "generation", &key).unwrap());
+            assert!(has_set_element(NFPROTO_BRIDGE, "berth", "generation", &key).unwrap());
+        }
+        t.elapsed() / 100
+    })
+    .unwrap();
+    println!("generation check: {per_check:?} per check (two netlink lookups)");
+    // Losing only the bridge table is noticed too.
+    NftCommand::from_env()
+        .in_netns(&ns.path())
+        .apply("delete table bridge berth\n")
+        .unwrap();
+    assert!(!fw.is_current(only_a).unwrap());
+    NftCommand::from_env()
+        .in_netns(&ns.path())
+        .apply("flush ruleset\n")
+        .unwrap();
+    assert!(!fw.is_current(only_a).unwrap(), "flushed");
 }
 
 fn ip(args: &str) {
@@ -344,8 +386,8 @@ fn published_port_works_from_every_origin_and_networks_are_isolated() {
     ];
     let ep = endpoint(&n1, "t1", &["172.30.0.2/24"], ports);
     let ep3 = endpoint(&n1, "t3", &["172.30.0.3/24"], Vec::new());
-    fw.add_network(&n1).unwrap();
-    fw.add_network(&n2).unwrap();
+    fw.add_network(&n1, 1).unwrap();
+    fw.add_network(&n2, 1).unwrap();
     fw.add_endpoint(&n1, &ep).unwrap();
     fw.add_endpoint(&n1, &ep3).unwrap();
     echo_peer_server(&ctr, "0.0.0.0:80");

@@ -1,4 +1,5 @@
-//! `network create|ls|inspect|rm|prune|connect|disconnect` (Docker's flags).
+//! `network create|ls|inspect|rm|prune|connect|disconnect` (Docker's flags) and `network
+//! reload` (rebuild every firewall rule from the store).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -42,6 +43,9 @@ pub enum NetworkCommand {
     },
     /// Attach a running container to a network.
     Connect(ConnectArgs),
+    /// Rebuild berth's firewall rules from the store (after a firewall reload or `nft flush
+    /// ruleset`; berth also repairs them by itself before any network change).
+    Reload,
     /// Detach a container from a network.
     Disconnect {
         /// Detach even if the container is not running.
@@ -255,6 +259,10 @@ pub fn network(mut engine: Engine, c: NetworkCommand) -> CmdResult {
                 aliases: a.alias,
             };
             engine.network_connect(&a.network, &a.container, req)?;
+            Ok(0)
+        }
+        NetworkCommand::Reload => {
+            engine.network_reload()?;
             Ok(0)
         }
         NetworkCommand::Disconnect {

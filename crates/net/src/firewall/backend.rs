@@ -100,18 +100,22 @@ impl<R: NftRunner> Firewall for NftFirewall<R> {
         self.apply(&plan::ensure_base())
     }
 
-    fn add_network(&self, net: &NetworkState) -> Result<(), FirewallError> {
+    fn add_network(&self, net: &NetworkState, generation: u32) -> Result<(), FirewallError> {
         let _lock = self.locked()?;
-        self.apply(&plan::add_network(net))
+        self.apply(&plan::add_network(net, generation))
     }
 
-    fn remove_network(&self, net: &NetworkState) -> Result<(), FirewallError> {
+    fn remove_network(&self, net: &NetworkState, generation: u32) -> Result<(), FirewallError> {
         let _lock = self.locked()?;
-        self.apply(&plan::remove_network(net))?;
+        self.apply(&plan::remove_network(net, generation))?;
         if !self.networks_remain() {
             self.apply(&plan::drop_tables())?;
         }
         Ok(())
+    }
+
+    fn is_current(&self, generation: u32) -> Result<bool, FirewallError> {
+        Ok(self.runner.has_generation(generation)?)
     }
 
     fn add_endpoint(&self, net: &NetworkState, ep: &EndpointState) -> Result<(), FirewallError> {

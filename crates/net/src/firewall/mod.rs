@@ -18,10 +18,39 @@
 //! anybody else's. The tables are deleted when the last network goes, and
 //! [`Firewall::reconcile`] rebuilds both from the store in one transaction.
 //!
+//! # Repair (issue 11)
+//! Both tables carry a one-element set `generation`: [`plan::generation`], a digest of the
+//! networks the rules cover, rewritten by every network change in the same transaction. Before
+//! changing the firewall, the network manager computes the digest of the store's networks and
+//! asks [`Firewall::is_current`] (one netlink element lookup per table, never a listing): a
+//! missing table (`nft flush ruleset`, a reboot) or another digest (a `network rm`/`create`
+//! killed between its firewall step and its record) makes it rebuild everything from the
+//! store with [`Firewall::reconcile`]. Endpoints do not change the digest: their elements are
+//! restored by that same rebuild.
+//!
 //! What the fixed rules do (see [`nft`] for the text):
+//! - guard (`inet`, prerouting at raw priority, before conntrack and NAT): a loopback
+//!   destination arriving on any interface but `lo` is dropped. Bridges need `route_localnet`
+//!   (so that the host's own `curl 127.0.0.1:PORT` can be DNAT'ed out a bridge), and with it
+//!   the kernel would otherwise deliver a container's raw frame to `127.0.0.1:PORT` to a host
+//!   service bound to loopback (CVE-2020-8558). Whether that reply got out used to depend on
+//!   the host's neighbour cache: the SYN-ACK leaves with source 127.0.0.1, and when the
+//!   container's MAC is not cached the host's ARP request carries 127.0.0.1 as sender, which
+//!   the container (no `route_localnet`) treats as martian and never answers; with the entry
+//!   cached (any recent traffic from the container) the SYN-ACK is delivered. Replies of the
+//!   host's own loopback clients to published ports come back to the gateway address and are
+//!   un-NATed to 127.0.0.1 only later (nat priority), so the guard never sees them as loopback.
+//! - input (`inet`): port 53 (tcp, udp) on a berth gateway is dropped unless it arrives on
+//!   that gateway's own bridge: the embedded DNS answers its network's containers, not other
+//!   hosts (no open resolver) and not other networks.
 //! - forward (`inet`): traffic routed in and out of one bridge passes; `internal` networks'
 //!   bridges neither send nor receive routed traffic; DNAT'ed traffic (published ports) passes;
-//!   any other traffic routed between two berth bridges is dropped (isolation).
+//!   any other traffic routed between two berth bridges is dropped (isolation); replies to the
+//!   containers' own connections pass; anything else routed to a bridge from outside (another
+//!   host with a route to the subnet) is dropped, as Docker 28 does for unpublished ports.
+//!   Two empty sets leave room for Docker 28's per-network exceptions: `routed` (bridges
+//!   open to direct routing, `gateway_mode_ipv4=routed`) and `trusted` (`host interface .
+//!   bridge`, `trusted_host_interfaces`); no option fills them yet.
 //! - forward (`bridge`): frames from the host-side veth of an endpoint on an `icc=false` network
 //!   to another port are dropped. Bridge-family forward only sees port-to-port frames, so
 //!   traffic to the gateway (local delivery) still passes, and so do frames going back to the
@@ -85,12 +114,20 @@ pub trait Firewall {
     fn ensure_base(&self) -> Result<(), FirewallError>;
 
     /// Adds the policy of `net` (isolation, masquerade or internal); includes
-    /// [`Firewall::ensure_base`].
-    fn add_network(&self, net: &NetworkState) -> Result<(), FirewallError>;
+    /// [`Firewall::ensure_base`]. `generation` is [`plan::generation`] of every network the
+    /// rules cover once `net` is added; it is stamped into the tables in the same transaction.
+    fn add_network(&self, net: &NetworkState, generation: u32) -> Result<(), FirewallError>;
 
-    /// Removes exactly the policy of `net`; deletes berth's tables when no network is left.
-    /// Remove the network's endpoints first.
-    fn remove_network(&self, net: &NetworkState) -> Result<(), FirewallError>;
+    /// Removes exactly the policy of `net`, stamping `generation` (that of the networks left);
+    /// deletes berth's tables when no network is left. Remove the network's endpoints first.
+    fn remove_network(&self, net: &NetworkState, generation: u32) -> Result<(), FirewallError>;
+
+    /// Whether berth's tables are there and stamped with `generation` (O(1): one element
+    /// lookup per table, whatever the number of networks and containers). `false` means the
+    /// rules must be rebuilt with [`Firewall::reconcile`].
+    ///
+    /// Errors: [`NftError`] when the kernel cannot be asked at all.
+    fn is_current(&self, generation: u32) -> Result<bool, FirewallError>;
 
     /// Adds the published ports of `ep` and, on an `icc=false` network, the block on its veth.
     ///
@@ -103,7 +140,8 @@ pub trait Firewall {
     fn remove_endpoint(&self, net: &NetworkState, ep: &EndpointState) -> Result<(), FirewallError>;
 
     /// Replaces berth's tables with exactly the policy of `networks` and `endpoints` in one
-    /// transaction (after a crash: nothing stale survives). Endpoints of networks not listed
+    /// transaction, stamped with their [`plan::generation`] (after a crash or an external
+    /// `nft flush ruleset`: nothing stale survives, nothing missing stays missing). Endpoints of networks not listed
     /// and ports that cannot be planned are skipped; a host port claimed twice keeps the first.
     /// With no networks, the tables are deleted.
     fn reconcile(

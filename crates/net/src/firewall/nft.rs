@@ -36,6 +36,14 @@ pub enum SetName {
     Hairpin4,
     /// `ipv6_addr . ifname` intervals: a subnet and its bridge (hairpin masquerade).
     Hairpin6,
+    /// `ipv4_addr`: gateway addresses of berth networks (the embedded DNS listens there).
+    Gateways4,
+    /// `ipv6_addr`: gateway addresses of berth networks.
+    Gateways6,
+    /// `ifname . ipv4_addr`: each bridge with its own gateways (DNS for its containers only).
+    OwnGateway4,
+    /// `ifname . ipv6_addr`: each bridge with its own gateways.
+    OwnGateway6,
     /// `inet_proto . inet_service : ipv4_addr . inet_service`.
     Pub4Any,
     /// `ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service`.
@@ -62,6 +70,10 @@ impl SetName {
             SetName::Egress6 => "inet berth egress6",
             SetName::Hairpin4 => "inet berth hairpin4",
             SetName::Hairpin6 => "inet berth hairpin6",
+            SetName::Gateways4 => "inet berth gateways4",
+            SetName::Gateways6 => "inet berth gateways6",
+            SetName::OwnGateway4 => "inet berth own_gateway4",
+            SetName::OwnGateway6 => "inet berth own_gateway6",
             SetName::Pub4Any => "inet berth pub4_any",
             SetName::Pub4Addr => "inet berth pub4_addr",
             SetName::Pub6Any => "inet berth pub6_any",
@@ -76,6 +88,7 @@ impl SetName {
 /// an existing table/set/chain is a no-op; base chains are flushed before their rules are
 /// added), so it can start any transaction without touching elements.
 const BASE: &str = r#"add table inet berth { comment "berth: container networks (managed, do not edit)"; }
+add set inet berth generation { type mark; comment "digest of the networks these rules cover (berth checks it before each change)"; }
 add set inet berth bridges { type ifname; comment "bridges of berth networks"; }
 add set inet berth same_bridge { type ifname . ifname; comment "each berth bridge paired with itself"; }
 add set inet berth internal { type ifname; comment "bridges of internal networks"; }
@@ -83,10 +96,24 @@ add set inet berth egress4 { type ipv4_addr; flags interval; comment "subnets ma
 add set inet berth egress6 { type ipv6_addr; flags interval; comment "subnets masqueraded on egress"; }
 add set inet berth hairpin4 { type ipv4_addr . ifname; flags interval; comment "subnet . its bridge: hairpin masquerade"; }
 add set inet berth hairpin6 { type ipv6_addr . ifname; flags interval; comment "subnet . its bridge: hairpin masquerade"; }
+add set inet berth gateways4 { type ipv4_addr; comment "gateways of berth networks (embedded DNS)"; }
+add set inet berth gateways6 { type ipv6_addr; comment "gateways of berth networks (embedded DNS)"; }
+add set inet berth own_gateway4 { type ifname . ipv4_addr; comment "bridge . its own gateway: DNS for its containers only"; }
+add set inet berth own_gateway6 { type ifname . ipv6_addr; comment "bridge . its own gateway: DNS for its containers only"; }
+add set inet berth routed { type ifname; comment "bridges open to direct routing from outside (reserved: gateway_mode_ipv4=routed)"; }
+add set inet berth trusted { type ifname . ifname; comment "host interface . bridge open to direct routing (reserved: trusted_host_interfaces)"; }
 add map inet berth pub4_any { type inet_proto . inet_service : ipv4_addr . inet_service; comment "ports published on every local address"; }
 add map inet berth pub4_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; comment "ports published on one host address"; }
 add map inet berth pub6_any { type inet_proto . inet_service : ipv6_addr . inet_service; comment "ports published on every local address"; }
 add map inet berth pub6_addr { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; comment "ports published on one host address"; }
+add chain inet berth guard { type filter hook prerouting priority raw; policy accept; }
+flush chain inet berth guard
+add rule inet berth guard iifname != "lo" ip daddr 127.0.0.0/8 drop comment "loopback destinations only from lo: route_localnet must not open the host's loopback (CVE-2020-8558)"
+add rule inet berth guard iifname != "lo" ip6 daddr ::1 drop comment "loopback destinations only from lo"
+add chain inet berth input { type filter hook input priority filter; policy accept; }
+flush chain inet berth input
+add rule inet berth input meta l4proto { tcp, udp } th dport 53 ip daddr @gateways4 iifname != "lo" iifname . ip daddr != @own_gateway4 drop comment "embedded DNS: only the network's own containers (and the host)"
+add rule inet berth input meta l4proto { tcp, udp } th dport 53 ip6 daddr @gateways6 iifname != "lo" iifname . ip6 daddr != @own_gateway6 drop comment "embedded DNS: only the network's own containers (and the host)"
 add chain inet berth forward { type filter hook forward priority filter; policy accept; }
 flush chain inet berth forward
 add rule inet berth forward iifname . oifname @same_bridge accept comment "routed within one network"
@@ -94,6 +121,10 @@ add rule inet berth forward iifname @internal drop comment "internal networks: n
 add rule inet berth forward oifname @internal drop comment "internal networks: no ingress"
 add rule inet berth forward ct status dnat accept comment "published ports pass isolation"
 add rule inet berth forward iifname @bridges oifname @bridges drop comment "isolation between networks"
+add rule inet berth forward oifname @bridges ct state established,related accept comment "replies to the containers' own connections"
+add rule inet berth forward oifname @routed accept comment "networks open to direct routing"
+add rule inet berth forward iifname . oifname @trusted accept comment "trusted host interfaces"
+add rule inet berth forward oifname @bridges drop comment "no direct routing from outside to unpublished ports"
 add chain inet berth publish
 flush chain inet berth publish
 add rule inet berth publish meta nfproto ipv4 meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @pub4_addr comment "published on one host address"
@@ -116,6 +147,7 @@ add rule inet berth postrouting ct status dnat ip6 saddr . oifname @hairpin6 mas
 add rule inet berth postrouting ip saddr @egress4 oifname != @bridges masquerade comment "egress"
 add rule inet berth postrouting ip6 saddr @egress6 oifname != @bridges masquerade comment "egress"
 add table bridge berth { comment "berth: container networks (managed, do not edit)"; }
+add set bridge berth generation { type mark; comment "digest of the networks these rules cover (berth checks it before each change)"; }
 add set bridge berth no_icc { type ifname; comment "host-side veths of endpoints on networks with icc off"; }
 add set bridge berth self_port { type ifname . ifname; comment "icc-off veths paired with themselves: hairpin passes"; }
 add chain bridge berth forward { type filter hook forward priority filter; policy accept; }
@@ -174,6 +206,12 @@ pub fn render(plan: &Plan) -> String {
         let all: Vec<String> = items.iter().map(Item::with_comment).collect();
         let _ = writeln!(out, "add element {} {{ {} }}", set.path(), all.join(", "));
     }
+    if let Some(g) = plan.generation {
+        for table in [INET_TABLE, BRIDGE_TABLE] {
+            let _ = writeln!(out, "flush set {table} generation");
+            let _ = writeln!(out, "add element {table} generation {{ {g} }}");
+        }
+    }
     out
 }
 
@@ -228,6 +266,24 @@ fn items(el: &Element) -> Vec<(SetName, Item)> {
                 (
                     hairpin,
                     plain(format!("{subnet} . {}", quoted(bridge.as_str())), comment),
+                ),
+            ]
+        }
+        Element::Gateway {
+            network,
+            bridge,
+            gateway,
+        } => {
+            let (all, own) = match gateway {
+                IpAddr::V4(_) => (SetName::Gateways4, SetName::OwnGateway4),
+                IpAddr::V6(_) => (SetName::Gateways6, SetName::OwnGateway6),
+            };
+            let comment = net_comment(network.as_str());
+            vec![
+                (all, plain(gateway.to_string(), comment.clone())),
+                (
+                    own,
+                    plain(format!("{} . {gateway}", quoted(bridge.as_str())), comment),
                 ),
             ]
         }

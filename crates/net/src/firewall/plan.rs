@@ -133,6 +133,17 @@ pub enum Element {
         /// One of its subnets (host bits cleared).
         subnet: IpNet,
     },
+    /// The network's gateway address on its bridge: the embedded DNS server listens there,
+    /// and port 53 on it answers only packets arriving from this bridge (never other hosts,
+    /// never other networks' containers: no open resolver).
+    Gateway {
+        /// The network.
+        network: NetworkName,
+        /// Its bridge device.
+        bridge: IfName,
+        /// One gateway address (one per subnet).
+        gateway: IpAddr,
+    },
     /// Bridged frames from this endpoint's host-side veth to other ports are dropped (icc off).
     NoIcc {
         /// The network.
@@ -158,6 +169,10 @@ pub struct Plan {
     pub remove: Vec<Element>,
     /// Elements to add.
     pub add: Vec<Element>,
+    /// Replace the generation stamped in berth's tables with this one ([`generation`] of the
+    /// networks the tables hold after this plan): set by every plan that changes which
+    /// networks the rules cover.
+    pub generation: Option<u32>,
 }
 
 /// The base alone.
@@ -176,23 +191,58 @@ pub fn drop_tables() -> Plan {
     }
 }
 
-/// The base plus `net`'s elements.
-pub fn add_network(net: &NetworkState) -> Plan {
+/// The base plus `net`'s elements, stamped with `generation` (that of every network the
+/// tables cover once `net` is added).
+pub fn add_network(net: &NetworkState, generation: u32) -> Plan {
     Plan {
         base: true,
         add: network_elements(net),
+        generation: Some(generation),
         ..Plan::default()
     }
 }
 
 /// Removal of `net`'s elements, with the base first so that it works (and stays one
-/// transaction) even when the tables are gone.
-pub fn remove_network(net: &NetworkState) -> Plan {
+/// transaction) even when the tables are gone; stamped with `generation` (that of the
+/// networks left).
+pub fn remove_network(net: &NetworkState, generation: u32) -> Plan {
     Plan {
         base: true,
         remove: network_elements(net),
+        generation: Some(generation),
         ..Plan::default()
     }
+}
+
+/// The generation of a set of networks: a 32-bit digest (the first four bytes of SHA-256)
+/// of what the rules of each network depend on (id, bridge, internal, icc, subnets and
+/// gateways), independent of order. Stamped into berth's tables by every network change and
+/// computed from the store before each firewall change: a mismatch (or no stamp) means the
+/// rules do not cover the store's networks (an external `nft flush ruleset`, a command
+/// killed between its firewall step and its record) and must be rebuilt.
+pub fn generation(networks: &[NetworkState]) -> u32 {
+    use sha2::{Digest, Sha256};
+    let mut lines: Vec<String> = networks
+        .iter()
+        .map(|n| {
+            let subnets: Vec<String> = n
+                .subnets
+                .iter()
+                .map(|s| format!("{}@{}", s.subnet, s.gateway))
+                .collect();
+            format!(
+                "{} {} internal={} icc={} {}",
+                n.id,
+                n.bridge,
+                n.internal,
+                n.icc,
+                subnets.join(",")
+            )
+        })
+        .collect();
+    lines.sort();
+    let digest = Sha256::digest(lines.join("\n").as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
 /// `ep`'s elements on `net`.
@@ -239,15 +289,22 @@ pub fn reconcile(networks: &[NetworkState], endpoints: &[EndpointState]) -> Plan
         base: !networks.is_empty(),
         remove: Vec::new(),
         add,
+        generation: (!networks.is_empty()).then(|| generation(networks)),
     }
 }
 
-/// The elements a network stands for: its bridge, and either `internal` or NAT per subnet.
+/// The elements a network stands for: its bridge, its gateways, and either `internal` or NAT
+/// per subnet.
 pub fn network_elements(net: &NetworkState) -> Vec<Element> {
     let mut out = vec![Element::Bridge {
         network: net.name.clone(),
         bridge: net.bridge.clone(),
     }];
+    out.extend(net.subnets.iter().map(|s| Element::Gateway {
+        network: net.name.clone(),
+        bridge: net.bridge.clone(),
+        gateway: s.gateway,
+    }));
     if net.internal {
         out.push(Element::Internal {
             network: net.name.clone(),
@@ -349,6 +406,11 @@ impl fmt::Display for Element {
                 bridge,
                 subnet,
             } => write!(f, "nat {subnet} via {bridge} net={network}"),
+            Element::Gateway {
+                network,
+                bridge,
+                gateway,
+            } => write!(f, "gateway {gateway} on {bridge} net={network}"),
             Element::NoIcc {
                 network,
                 container,

@@ -61,6 +61,19 @@ pub trait NftRunner {
     /// Errors: [`NftError`] with nft's stderr (e.g. the table does not exist).
     fn list(&self, args: &[&str]) -> Result<String, NftError>;
 
+    /// Whether both of berth's tables hold `generation` in their `generation` set (a missing
+    /// table or set counts as `false`). The default asks `nft list set` (recording runners
+    /// answer with their canned listing); [`NftCommand`] looks the element up over netlink.
+    ///
+    /// Errors: [`NftError`] when the kernel cannot be asked.
+    fn has_generation(&self, generation: u32) -> Result<bool, NftError> {
+        let stamped = |family: &str| {
+            self.list(&["list", "set", family, "berth", "generation"])
+                .is_ok_and(|text| text.contains(&format!("elements = {{ {generation} }}")))
+        };
+        Ok(stamped("inet") && stamped("bridge"))
+    }
+
     /// Adds/deletes set and map elements as one transaction without the `nft` tool (the
     /// start path's only firewall change). `None`: this runner has no such path; the caller
     /// renders a script instead (recording runners keep seeing scripts).
@@ -120,6 +133,20 @@ impl NftCommand {
 }
 
 impl NftRunner for NftCommand {
+    fn has_generation(&self, generation: u32) -> Result<bool, NftError> {
+        use berth_sys::nftables::{has_set_element, NFPROTO_BRIDGE, NFPROTO_INET};
+        // `type mark` keys are host byte order (nft's mark datatype).
+        let key = generation.to_ne_bytes();
+        let check = move || -> Result<bool, berth_sys::nftables::NftNetlinkError> {
+            Ok(has_set_element(NFPROTO_INET, "berth", "generation", &key)?
+                && has_set_element(NFPROTO_BRIDGE, "berth", "generation", &key)?)
+        };
+        match &self.netns {
+            None => Ok(check()?),
+            Some(ns) => Ok(berth_sys::netns::run_in(ns, check)??),
+        }
+    }
+
     fn apply_elements(&self, ops: &[berth_sys::nftables::SetElem]) -> Option<Result<(), NftError>> {
         let ops = ops.to_vec();
         Some(match &self.netns {

@@ -78,6 +78,8 @@ fn plan_of_a_plain_dual_stack_network() {
         lines(&plan::network_elements(&net)),
         [
             "bridge br-web net=web",
+            "gateway 172.18.0.1 on br-web net=web",
+            "gateway fd00:1:: on br-web net=web",
             "nat 172.18.0.0/16 via br-web net=web",
             "nat fd00:1::/64 via br-web net=web",
         ]
@@ -92,6 +94,7 @@ fn plan_of_an_internal_network_has_no_egress_and_refuses_ports() {
         lines(&plan::network_elements(&net)),
         [
             "bridge br-sealed net=sealed",
+            "gateway 10.5.0.1 on br-sealed net=sealed",
             "internal br-sealed net=sealed"
         ]
     );
@@ -165,12 +168,20 @@ add element inet berth egress4 { 172.18.0.0/16 comment "net web" }
 add element inet berth egress6 { fd00:1::/64 comment "net web" }
 add element inet berth hairpin4 { 172.18.0.0/16 . "br-web" comment "net web" }
 add element inet berth hairpin6 { fd00:1::/64 . "br-web" comment "net web" }
+add element inet berth gateways4 { 172.18.0.1 comment "net web" }
+add element inet berth gateways6 { fd00:1:: comment "net web" }
+add element inet berth own_gateway4 { "br-web" . 172.18.0.1 comment "net web" }
+add element inet berth own_gateway6 { "br-web" . fd00:1:: comment "net web" }
+flush set inet berth generation
+add element inet berth generation { 7 }
+flush set bridge berth generation
+add element bridge berth generation { 7 }
 "#;
 
 #[test]
 fn render_add_network_is_base_plus_its_elements() {
     let net = network("web", "br-web", &["172.18.0.5/16", "fd00:1::/64"]);
-    let script = render(&plan::add_network(&net));
+    let script = render(&plan::add_network(&net, 7));
     let (base, elements) = script.split_at(script.find("add element").unwrap());
     assert!(base.starts_with("add table inet berth"), "{base}");
     assert!(base.contains("add rule inet berth forward iifname @bridges oifname @bridges drop"));
@@ -183,7 +194,8 @@ fn render_internal_and_icc_off() {
     let mut net = network("sealed", "br-sealed", &["10.5.0.0/24"]);
     net.internal = true;
     net.icc = false;
-    let mut plan = plan::add_network(&net);
+    let mut plan = plan::add_network(&net, 7);
+    plan.generation = None;
     plan.base = false;
     let ep = endpoint(&net, "a1", &["10.5.0.2/24"], Vec::new());
     plan.add.extend(plan::add_endpoint(&net, &ep).unwrap().add);
@@ -192,6 +204,8 @@ fn render_internal_and_icc_off() {
         r#"add element inet berth bridges { "br-sealed" comment "net sealed" }
 add element inet berth same_bridge { "br-sealed" . "br-sealed" comment "net sealed" }
 add element inet berth internal { "br-sealed" comment "net sealed" }
+add element inet berth gateways4 { 10.5.0.1 comment "net sealed" }
+add element inet berth own_gateway4 { "br-sealed" . 10.5.0.1 comment "net sealed" }
 add element bridge berth no_icc { "vba1" comment "ctr a1cccccccccc net sealed" }
 add element bridge berth self_port { "vba1" . "vba1" comment "ctr a1cccccccccc net sealed" }
 "#
@@ -248,7 +262,7 @@ delete element bridge berth self_port {{ \"vba1\" . \"vba1\" }}
 "
         )
     );
-    let script = render(&plan::remove_network(&net));
+    let script = render(&plan::remove_network(&net, 7));
     let removal = &script[script.find("add element").unwrap()..];
     assert_eq!(
         removal,
@@ -260,6 +274,14 @@ add element inet berth egress4 { 172.18.0.0/16 comment "net web" }
 delete element inet berth egress4 { 172.18.0.0/16 }
 add element inet berth hairpin4 { 172.18.0.0/16 . "br-web" comment "net web" }
 delete element inet berth hairpin4 { 172.18.0.0/16 . "br-web" }
+add element inet berth gateways4 { 172.18.0.1 comment "net web" }
+delete element inet berth gateways4 { 172.18.0.1 }
+add element inet berth own_gateway4 { "br-web" . 172.18.0.1 comment "net web" }
+delete element inet berth own_gateway4 { "br-web" . 172.18.0.1 }
+flush set inet berth generation
+add element inet berth generation { 7 }
+flush set bridge berth generation
+add element bridge berth generation { 7 }
 "#
     );
 }
@@ -289,13 +311,18 @@ fn reconcile_resets_then_rebuilds_and_keeps_the_first_claim_of_a_port() {
             vec![port(None, 81, 80, Proto::Tcp)],
         ),
     ];
-    let plan = plan::reconcile(&[a, b], &eps);
+    let plan = plan::reconcile(&[a.clone(), b.clone()], &eps);
     assert!(plan.reset && plan.base);
     let script = render(&plan);
     assert!(script.starts_with("add table inet berth\ndelete table inet berth\nadd table bridge berth\ndelete table bridge berth\nadd table inet berth {"));
-    assert!(script.ends_with(
+    let g = plan::generation(&[a.clone(), b.clone()]);
+    assert_eq!(plan.generation, Some(g));
+    assert!(script.contains(
         "add element inet berth pub4_any { tcp . 80 comment \"ctr a1cccccccccc net a\" : 172.18.0.2 . 80 }\n"
     ), "{script}");
+    assert!(script.ends_with(&format!(
+        "add element inet berth generation {{ {g} }}\nflush set bridge berth generation\nadd element bridge berth generation {{ {g} }}\n"
+    )), "{script}");
     assert_eq!(
         render(&plan::reconcile(&[], &eps)),
         "add table inet berth\ndelete table inet berth\nadd table bridge berth\ndelete table bridge berth\n"
@@ -303,19 +330,43 @@ fn reconcile_resets_then_rebuilds_and_keeps_the_first_claim_of_a_port() {
 }
 
 #[test]
+fn generation_depends_on_the_networks_not_their_order() {
+    let a = network("a", "br-a", &["172.18.0.0/16"]);
+    let b = network("b", "br-b", &["172.19.0.0/16"]);
+    let g = plan::generation(&[a.clone(), b.clone()]);
+    assert_eq!(g, plan::generation(&[b.clone(), a.clone()]));
+    assert_ne!(g, plan::generation(std::slice::from_ref(&a)));
+    assert_ne!(g, plan::generation(&[]));
+    let mut sealed = b.clone();
+    sealed.internal = true;
+    assert_ne!(g, plan::generation(&[a, sealed]));
+}
+
+#[test]
+fn backend_is_current_only_with_both_tables_stamped() {
+    let fw = NftFirewall::new(RecordingRunner::new());
+    assert!(!fw.is_current(42).unwrap(), "no tables: not current");
+    fw.runner().set_listing(Some(
+        "table inet berth {\n\tset generation {\n\t\ttype mark\n\t\telements = { 42 }\n\t}\n}\n",
+    ));
+    assert!(fw.is_current(42).unwrap());
+    assert!(!fw.is_current(43).unwrap(), "another generation");
+}
+
+#[test]
 fn backend_drops_the_tables_only_when_no_network_is_left() {
     let fw = NftFirewall::new(RecordingRunner::new());
     let net = network("web", "br-web", &["172.18.0.0/16"]);
-    fw.add_network(&net).unwrap();
+    fw.add_network(&net, 1).unwrap();
     fw.runner().set_listing(Some(
         "table inet berth {\n\tset bridges {\n\t\ttype ifname\n\t\telements = { \"br-x\" comment \"net x\" }\n\t}\n}\n",
     ));
-    fw.remove_network(&net).unwrap();
+    fw.remove_network(&net, 2).unwrap();
     assert_eq!(fw.runner().scripts().len(), 2, "another network remains");
     fw.runner().set_listing(Some(
         "table inet berth {\n\tset bridges {\n\t\ttype ifname\n\t}\n}\n",
     ));
-    fw.remove_network(&net).unwrap();
+    fw.remove_network(&net, 2).unwrap();
     let scripts = fw.runner().scripts();
     assert_eq!(scripts.len(), 4);
     assert_eq!(
