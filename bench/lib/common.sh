@@ -55,6 +55,7 @@ skip_note() {
 tool_version() {
     local field=$1 out
     shift
+    command -v "$1" >/dev/null || { echo "?"; return 0; }
     out=$("$@" 2>&1 </dev/null | head -1) || true
     out=$(awk -v f="$field" '{print $f}' <<<"$out") || true
     echo "${out:-?}"
