@@ -22,6 +22,7 @@ pub mod ports;
 pub mod reconcile;
 pub mod remove;
 pub mod rootfs;
+pub mod runroot;
 pub mod runtime;
 pub mod spec;
 pub mod start;
@@ -129,6 +130,9 @@ pub enum EngineError {
     /// Bad input not covered above.
     #[error("{0}")]
     Invalid(String),
+    /// The runroot differs from the one the root is used with.
+    #[error(transparent)]
+    Runroot(#[from] runroot::RunrootError),
     /// The monitor failed or died.
     #[error("container monitor: {0}")]
     Monitor(String),
@@ -177,12 +181,16 @@ pub struct Engine {
 
 impl Engine {
     /// Opens the state under `root`/`runroot` with the OCI runtime `runtime` (name or path).
+    ///
+    /// Errors: besides the store's, [`runroot::RunrootError::InUse`] when `root` is in use
+    /// with another runroot (see [`runroot::claim`]).
     pub fn open(root: &Path, runroot: &Path, runtime: &str) -> Result<Self, EngineError> {
         let locks = runroot.join("locks");
         for d in [root, runroot, locks.as_path()] {
             std::fs::create_dir_all(d).map_err(|e| EngineError::io(d, e))?;
         }
-        let store = Store::open(root)?;
+        let mut store = Store::open(root)?;
+        runroot::claim(&mut store, runroot)?;
         let images = ImageStore::open(root)?;
         Ok(Self {
             paths: Paths {
