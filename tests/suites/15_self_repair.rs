@@ -4,9 +4,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use berth_tests::{berth_binary, require_root, run_with_timeout, Outcome, SandboxHost};
+use berth_tests::{berth_binary, require_root, run_with_timeout, wait_until, Outcome, SandboxHost};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 /// `berth --root <host's> --runroot RUNROOT ARGS` inside the host's namespace.
 fn berth_with_runroot(host: &SandboxHost, runroot: &Path, args: &[&str]) -> Outcome {
@@ -69,4 +71,61 @@ fn another_runroot_is_refused_while_containers_run_and_they_keep_serving() {
     host.cli(&["rm", "-f", "srv", "cli"]).ok();
     berth_with_runroot(&host, other.path(), &["ps", "-a"]).ok();
     host.cli(&["ps", "-a"]).ok();
+}
+
+/// The pid in `<runroot>/dns.pid`, if the file holds one.
+fn dns_pid(host: &SandboxHost) -> Option<i32> {
+    std::fs::read_to_string(host.runroot().join("dns.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_killed_dns_server_is_restarted_by_the_next_command_and_answers_at_once() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "dnet"]).ok();
+    host.cli(&["run", "-d", "--net", "dnet", "--name", "srv", "web"])
+        .ok();
+    host.cli(&[
+        "run", "-d", "--net", "dnet", "--name", "cli", "web", "sleep", "600",
+    ])
+    .ok();
+    let srv = host.ip_on("srv", "dnet");
+    let out = host.exec_sh("cli", "nslookup srv").ok();
+    assert!(out.contains(&srv), "resolves before the kill: {out}");
+    let pid = dns_pid(&host).expect("dns.pid names the server");
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9 the DNS server");
+    assert!(
+        wait_until(Duration::from_secs(5), || kill(Pid::from_raw(pid), None)
+            .is_err()
+            || zombie(pid)),
+        "the DNS server {pid} did not die"
+    );
+    // (Not `exec nslookup` here to show the outage: exec is a berth command and repairs.)
+    host.cli(&["ps"]).ok();
+    let new_pid = dns_pid(&host).expect("the next command restarted the server");
+    assert_ne!(new_pid, pid);
+    // The first query after `ps` returned is answered (busybox retries a refused query only
+    // after its timeout, seconds, so a quick answer means the server was already listening).
+    let t0 = Instant::now();
+    let out = host.exec_sh("cli", "nslookup srv").ok();
+    let took = t0.elapsed();
+    assert!(out.contains(&srv), "resolves after the restart: {out}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "first query took {took:?}"
+    );
+}
+
+/// Whether `pid` is a zombie (killed, not yet reaped by its parent).
+fn zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
 }
