@@ -129,3 +129,109 @@ fn zombie(pid: i32) -> bool {
         })
         .unwrap_or(true)
 }
+
+/// `ip ARGS` inside the network namespace of host pid `pid` (a container's init).
+fn ip_in_ns_of(host: &SandboxHost, pid: u64, args: &str) -> String {
+    host.sh(&format!("nsenter --net=/proc/{pid}/ns/net ip {args}"))
+        .ok()
+}
+
+/// `State.Pid` of a running container.
+fn init_pid(host: &SandboxHost, name: &str) -> u64 {
+    let pid = host.inspect(name)["State"]["Pid"].as_u64().unwrap_or(0);
+    assert!(pid > 0, "{name} has no pid");
+    pid
+}
+
+/// The bridge interface of network `net` (the link holding its gateway address).
+fn bridge_of(host: &SandboxHost, net: &str) -> String {
+    let gw = host.network_inspect(net)["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let addrs = host.sh("ip -o -4 addr").ok();
+    addrs
+        .lines()
+        .find(|l| l.contains(&format!("inet {gw}/")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no link holds {gw}: {addrs}"))
+        .to_string()
+}
+
+#[test]
+fn restarting_a_joined_target_leaves_one_interface_with_its_address() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "jnet"]).ok();
+    host.cli(&["run", "-d", "--net", "jnet", "--name", "tgt", "web"])
+        .ok();
+    host.cli(&[
+        "run",
+        "-d",
+        "--net",
+        "container:tgt",
+        "--name",
+        "side",
+        "web",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    host.cli(&[
+        "run", "-d", "--net", "jnet", "--name", "peer", "web", "sleep", "600",
+    ])
+    .ok();
+    let bridge = bridge_of(&host, "jnet");
+    let ports = |host: &SandboxHost| {
+        host.sh(&format!("ip -o link show master {bridge}"))
+            .ok()
+            .lines()
+            .count()
+    };
+    assert_eq!(ports(&host), 2, "tgt and peer on the bridge");
+    let side_pid = init_pid(&host, "side");
+    let tgt_ip = host.ip_on("tgt", "jnet");
+    assert!(ip_in_ns_of(&host, side_pid, "-o addr").contains(&format!("inet {tgt_ip}/")));
+
+    let out = host.cli(&["restart", "tgt"]);
+    out.ok();
+    assert!(
+        out.stderr.contains("side") && out.stderr.contains("berth restart side"),
+        "restart warns about the joined container: {}",
+        out.stderr
+    );
+    let new_ip = host.ip_on("tgt", "jnet");
+    for _ in 0..3 {
+        host.http_from("peer", &new_ip, 80)
+            .expect("the restarted target answers its peer");
+    }
+    assert_eq!(
+        ports(&host),
+        2,
+        "one bridge port each for tgt and peer, no stale veth"
+    );
+    let tgt_addrs = ip_in_ns_of(&host, init_pid(&host, "tgt"), "-o addr");
+    assert!(
+        tgt_addrs.contains(&format!("inet {new_ip}/")),
+        "{tgt_addrs}"
+    );
+    // Docker's behaviour: the joined container keeps running in the old namespace, which
+    // keeps only lo.
+    assert_eq!(host.status("side"), "running");
+    assert_eq!(init_pid(&host, "side"), side_pid, "side was not restarted");
+    let side_links = ip_in_ns_of(&host, side_pid, "-o link");
+    assert_eq!(
+        side_links.lines().count(),
+        1,
+        "only lo stays in the old namespace: {side_links}"
+    );
+    assert!(!ip_in_ns_of(&host, side_pid, "-o addr").contains(&new_ip));
+    // Restarting the joined container puts it into the target's new namespace.
+    host.cli(&["restart", "side"]).ok();
+    let side_addrs = ip_in_ns_of(&host, init_pid(&host, "side"), "-o addr");
+    assert!(
+        side_addrs.contains(&format!("inet {new_ip}/")),
+        "{side_addrs}"
+    );
+    assert_eq!(ports(&host), 2);
+}

@@ -13,6 +13,7 @@ pub mod dns;
 pub mod etc_files;
 pub mod exec;
 pub mod inspect;
+pub mod joined;
 pub mod lock;
 pub mod logs;
 pub mod monitor;

@@ -471,7 +471,9 @@ impl Engine {
         }
     }
 
-    /// Detaches every endpoint of container `id` (teardown).
+    /// Detaches every endpoint of container `id` (teardown). When running containers joined
+    /// its namespace (`--net container:`), its links are deleted explicitly: the namespace
+    /// outlives the teardown (see `joined`).
     pub(crate) fn detach_networks(&mut self, id: &str) -> Vec<EngineError> {
         let key = self.paths.sandbox_key(id);
         // Nothing to detach (most teardowns of none/host containers): no lock, no manager.
@@ -481,12 +483,19 @@ impl Engine {
         {
             return Vec::new();
         }
+        let shared = match self.joined_running(id) {
+            Ok(joined) => !joined.is_empty(),
+            Err(e) => {
+                tracing::warn!(id, error = %e, "cannot list joined containers: deleting links");
+                true
+            }
+        };
         let _lock = match self.network_lock() {
             Ok(l) => l,
             Err(e) => return vec![e],
         };
         self.manager()
-            .disconnect_all(id, &key)
+            .disconnect_all(id, &key, shared)
             .into_iter()
             .map(EngineError::from)
             .collect()
