@@ -235,3 +235,69 @@ fn restarting_a_joined_target_leaves_one_interface_with_its_address() {
     );
     assert_eq!(ports(&host), 2);
 }
+
+#[test]
+fn start_restart_policy_brings_back_what_the_policies_ask_after_a_simulated_reboot() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "bnet"]).ok();
+    let sleeper = ["web", "sleep", "600"];
+    let run = |name: &str, extra: &[&str], cmd: &[&str]| {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(cmd);
+        host.cli(&args).ok();
+    };
+    run(
+        "alw",
+        &["--restart", "always", "--net", "bnet", "-p", "8088:80"],
+        &["web"],
+    );
+    run("alw-stopped", &["--restart", "always"], &sleeper);
+    run("uns", &["--restart", "unless-stopped"], &sleeper);
+    run("uns-stopped", &["--restart", "unless-stopped"], &sleeper);
+    run("onf", &["--restart", "on-failure"], &sleeper);
+    run("onf-ok", &["--restart", "on-failure"], &["web", "true"]);
+    run("plain", &[], &sleeper);
+    host.cli(&["create", "--name", "never", "--restart", "always", "web"])
+        .ok();
+    host.cli(&["stop", "-t", "0", "alw-stopped", "uns-stopped"])
+        .ok();
+    assert!(wait_until(Duration::from_secs(10), || host
+        .status("onf-ok")
+        == "exited"));
+    // The reboot: every monitor and the DNS server (processes naming the root), then every
+    // container's init (the pid namespace dies with it), all with SIGKILL.
+    let pids: Vec<u64> = ["alw", "uns", "onf", "plain"]
+        .iter()
+        .map(|n| init_pid(&host, n))
+        .collect();
+    for (pid, _) in host.berth_processes() {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+    for pid in pids {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+    let out = host.cli(&["start", "--restart-policy"]).ok();
+    let mut started: Vec<&str> = out.lines().collect();
+    started.sort_unstable();
+    assert_eq!(started, ["alw", "alw-stopped", "onf", "uns"], "{out}");
+    for (name, want) in [
+        ("alw", "running"),
+        ("alw-stopped", "running"),
+        ("uns", "running"),
+        ("onf", "running"),
+        ("uns-stopped", "exited"),
+        ("onf-ok", "exited"),
+        ("plain", "exited"),
+        ("never", "created"),
+    ] {
+        assert_eq!(host.status(name), want, "{name}");
+    }
+    assert!(
+        host.wait_published(8088, ""),
+        "alw serves its published port again"
+    );
+    // Nothing left to do: a second run starts nothing.
+    assert_eq!(host.cli(&["start", "--restart-policy"]).ok().trim(), "");
+}

@@ -6,6 +6,7 @@
 //! `logs`, `etc_files`, `reconcile`).
 
 pub mod attach;
+pub mod boot;
 pub mod bundle;
 pub mod config;
 pub mod create;
