@@ -3,10 +3,12 @@
 //! mistaken command is refused before it can do harm.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::{berth_binary, require_root, run_with_timeout, wait_until, Outcome, SandboxHost};
+use berth_tests::{
+    berth_binary, require_root, run_with_timeout, wait_until, Background, Outcome, SandboxHost,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -300,4 +302,54 @@ fn start_restart_policy_brings_back_what_the_policies_ask_after_a_simulated_rebo
     );
     // Nothing left to do: a second run starts nothing.
     assert_eq!(host.cli(&["start", "--restart-policy"]).ok().trim(), "");
+}
+
+/// The one-letter state of `pid` from /proc/PID/stat (`T` when stopped).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+#[test]
+fn a_connect_killed_after_recording_its_endpoint_is_redone_by_the_next_connect() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "cn1"]).ok();
+    host.cli(&["network", "create", "cn2"]).ok();
+    host.cli(&["run", "-d", "--net", "cn1", "--name", "srv", "web"])
+        .ok();
+    host.cli(&[
+        "run", "-d", "--net", "cn2", "--name", "peer", "web", "sleep", "600",
+    ])
+    .ok();
+    let mut cmd = host.berth_command(&["network", "connect", "cn2", "srv"]);
+    cmd.env("BERTH_TEST_PAUSE_AT", "connect-after-record")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut connect = Background::spawn(&mut cmd);
+    assert!(
+        wait_until(Duration::from_secs(20), || proc_state(connect.pid())
+            == Some('T')),
+        "connect never reached its pause point"
+    );
+    connect.signal(Signal::SIGKILL);
+    assert!(connect.wait_timeout(Duration::from_secs(5)).is_some());
+    // The kill left the endpoint recorded without its interface.
+    let stale = host.network_inspect("cn2");
+    assert!(
+        stale["Containers"].to_string().contains("srv"),
+        "the endpoint was recorded before the kill: {stale}"
+    );
+    let srv_pid = init_pid(&host, "srv");
+    assert!(!ip_in_ns_of(&host, srv_pid, "-o link").contains("eth1"));
+    host.cli(&["network", "connect", "cn2", "srv"]).ok();
+    let ip = host.ip_on("srv", "cn2");
+    let links = ip_in_ns_of(&host, srv_pid, "-o addr");
+    assert!(links.contains(&format!("inet {ip}/")), "{links}");
+    host.http_from("peer", &ip, 80)
+        .expect("peer reaches srv over the redone endpoint");
+    // Connecting again is refused now: the endpoint is real.
+    let again = host.cli(&["network", "connect", "cn2", "srv"]).code(125);
+    assert!(again.contains("already connected"), "{again}");
 }

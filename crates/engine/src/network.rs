@@ -164,12 +164,22 @@ impl Engine {
         }
         let _lock = self.network_lock()?;
         let n = self.resolve_network(net)?;
-        let existing = self.manager().endpoints_of(&c.id)?;
-        if existing.iter().any(|e| e.network_id == n.id) {
-            return Err(EngineError::Invalid(format!(
-                "container {} is already connected to network {}",
-                c.name, n.name
-            )));
+        let mut existing = self.manager().endpoints_of(&c.id)?;
+        if let Some(ep) = existing.iter().find(|e| e.network_id == n.id) {
+            let sandbox = Path::new(&c.state.sandbox_key);
+            if interface_present(sandbox, ep) {
+                return Err(EngineError::Invalid(format!(
+                    "container {} is already connected to network {}",
+                    c.name, n.name
+                )));
+            }
+            // A connect killed between recording the endpoint and making its interface: drop
+            // the record (rules, address) and connect afresh.
+            tracing::warn!(container = %c.name, network = %n.name, "endpoint without its interface: dropping it");
+            if let Err(e) = self.manager().disconnect(ep, sandbox) {
+                tracing::info!(error = %e, "stale endpoint removed (its cleanup reported)");
+            }
+            existing = self.manager().endpoints_of(&c.id)?;
         }
         let ereq = EndpointRequest {
             ip: req.ip,
@@ -524,6 +534,17 @@ impl Engine {
 
 /// Checks `--ip`/`--ip6` against a network's subnets, ranges and reserved addresses before
 /// anything is recorded (IPAM checks again, authoritatively, when it allocates).
+/// Whether endpoint `ep`'s interface exists inside the sandbox at `netns` (`ENODEV` from the
+/// lookup means it does not; any other failure counts as present, so nothing is dropped on
+/// doubt).
+fn interface_present(netns: &Path, ep: &EndpointState) -> bool {
+    let name = ep.ifname.to_string();
+    !matches!(
+        berth_sys::netns::run_in(netns, move || berth_sys::link::link_index(&name)),
+        Ok(Err(berth_sys::link::LinkError::NotFound { .. }))
+    )
+}
+
 fn check_requested_ip(n: &NetworkState, ip: IpAddr) -> Result<(), EngineError> {
     let flag = if ip.is_ipv4() { "--ip" } else { "--ip6" };
     let bad = |why: String| EngineError::Invalid(format!("{flag} {ip}: {why}"));

@@ -381,6 +381,7 @@ impl<'a> Manager<'a> {
         }
         let id = new_id();
         let ep = self.record_endpoint(network, container_id, &id, req)?;
+        berth_sys::process::pause_at("connect-after-record");
         let joined = match network.underlay {
             Some(_) => self
                 .underlay
