@@ -353,3 +353,95 @@ fn a_connect_killed_after_recording_its_endpoint_is_redone_by_the_next_connect()
     let again = host.cli(&["network", "connect", "cn2", "srv"]).code(125);
     assert!(again.contains("already connected"), "{again}");
 }
+
+#[test]
+fn bad_input_gets_clear_refusals_and_leaves_nothing() {
+    require_root!();
+    let host = SandboxHost::new();
+    let before = host.network_names();
+    // Random bytes are no archive: a clear message, no raw bytes on the terminal.
+    let mut cmd = host.berth_command(&["load", "-i", "/dev/urandom"]);
+    let out = Outcome::new(
+        "berth load -i /dev/urandom".into(),
+        run_with_timeout(&mut cmd, Duration::from_secs(30)),
+    );
+    let err = out.code(125);
+    assert!(err.contains("not a docker-archive or OCI archive"), "{err}");
+    assert!(
+        out.stderr
+            .chars()
+            .all(|c| c.is_ascii_graphic() || c.is_ascii_whitespace()),
+        "raw bytes printed: {:?}",
+        out.stderr
+    );
+    let refusals: [(&[&str], &str); 3] = [
+        (
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.99.0.0/24",
+                "--aux-address",
+                "r=10.99.0.1",
+                "n1",
+            ],
+            "is the gateway",
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.99.0.0/24",
+                "--aux-address",
+                "p=10.99.0.5",
+                "--aux-address",
+                "p=10.99.0.6",
+                "n2",
+            ],
+            "given twice",
+        ),
+        (
+            &[
+                "network",
+                "create",
+                "-d",
+                "macvlan",
+                "-o",
+                "parent=lo",
+                "n3",
+            ],
+            "loopback",
+        ),
+    ];
+    for (args, needle) in refusals {
+        let err = host.cli(args).code(125);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("os error"), "no raw errno: {err}");
+    }
+    assert_eq!(host.network_names(), before, "no network was left behind");
+    assert!(!host.sh("ip -o link").ok().contains("n3"));
+    // A database from a newer berth is refused naming both versions, and left untouched.
+    let db = host.root().join("berth.db");
+    let py = format!(
+        "import sqlite3; c = sqlite3.connect('{}'); c.execute('PRAGMA user_version = 99'); c.commit()",
+        db.display()
+    );
+    host.sh(&format!("python3 -c \"{py}\"")).ok();
+    let err = host.cli(&["ps"]).code(125);
+    assert!(
+        err.contains("schema version 99") && err.contains("this berth's"),
+        "{err}"
+    );
+    let py = format!(
+        "import sqlite3; print(sqlite3.connect('{}').execute('PRAGMA user_version').fetchone()[0])",
+        db.display()
+    );
+    assert_eq!(host.sh(&format!("python3 -c \"{py}\"")).ok().trim(), "99");
+    // Back to this berth's version so the harness's teardown can use the root.
+    let py = format!(
+        "import sqlite3; c = sqlite3.connect('{}'); c.execute('PRAGMA user_version = 3'); c.commit()",
+        db.display()
+    );
+    host.sh(&format!("python3 -c \"{py}\"")).ok();
+}
