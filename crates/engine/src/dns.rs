@@ -151,6 +151,22 @@ fn wait_listening(gateways: &[IpAddr]) {
     }
 }
 
+/// Stops the server of `paths` if one runs (SIGTERM) and waits up to [`READY_TIMEOUT`] for it
+/// to release its lock. For a runroot being given up: its server would keep the gateways.
+pub fn stop(paths: &Paths) {
+    let Some(pid) = running_pid(paths) else {
+        return;
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while running_pid(paths).is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Sends SIGHUP to a running server so it re-reads the networks (after create/rm).
 pub fn reload(paths: &Paths) {
     if let Some(pid) = running_pid(paths) {

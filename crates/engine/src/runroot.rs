@@ -3,7 +3,8 @@
 //! held and judge every running container dead (issue 11, item 9). So the store remembers the
 //! runroot (`meta` row `runroot`) and a command with a different one is refused while any
 //! container's monitor still runs. With none running (e.g. after a reboot) the new runroot is
-//! adopted: nothing lives under the old one any more.
+//! adopted: nothing lives under the old one any more but perhaps the embedded DNS server,
+//! which is stopped (the next command starts one under the new runroot).
 
 use std::path::Path;
 
@@ -50,14 +51,14 @@ pub fn claim(store: &mut Store, runroot: &Path) -> Result<(), EngineError> {
         return Ok(());
     }
     let root = store.root().display().to_string();
-    store.write(|tx| -> Result<(), EngineError> {
+    let adopted = store.write(|tx| -> Result<Option<String>, EngineError> {
         let recorded: Option<String> = rusqlite::OptionalExtension::optional(tx.query_row(
             "SELECT value FROM meta WHERE key = ?1",
             [KEY],
             |r| r.get(0),
         ))?;
-        match recorded {
-            Some(r) if r == given => return Ok(()),
+        let adopted = match recorded {
+            Some(r) if r == given => return Ok(None),
             Some(recorded) => {
                 let running = state::list(tx)?
                     .iter()
@@ -73,13 +74,21 @@ pub fn claim(store: &mut Store, runroot: &Path) -> Result<(), EngineError> {
                     .into());
                 }
                 tracing::info!(%recorded, %given, "no container runs: adopting the new runroot");
+                Some(recorded)
             }
-            None => {}
-        }
+            None => None,
+        };
         tx.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
             [KEY, given.as_str()],
         )?;
-        Ok(())
-    })
+        Ok(adopted)
+    })?;
+    if let Some(old) = adopted {
+        crate::dns::stop(&crate::Paths {
+            root: store.root().to_path_buf(),
+            runroot: old.into(),
+        });
+    }
+    Ok(())
 }
