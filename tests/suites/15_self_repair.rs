@@ -195,7 +195,7 @@ fn restarting_a_joined_target_leaves_one_interface_with_its_address() {
     let tgt_ip = host.ip_on("tgt", "jnet");
     assert!(ip_in_ns_of(&host, side_pid, "-o addr").contains(&format!("inet {tgt_ip}/")));
 
-    let out = host.cli(&["restart", "tgt"]);
+    let out = host.cli(&["restart", "-t", "1", "tgt"]);
     out.ok();
     assert!(
         out.stderr.contains("side") && out.stderr.contains("berth restart side"),
@@ -229,7 +229,7 @@ fn restarting_a_joined_target_leaves_one_interface_with_its_address() {
     );
     assert!(!ip_in_ns_of(&host, side_pid, "-o addr").contains(&new_ip));
     // Restarting the joined container puts it into the target's new namespace.
-    host.cli(&["restart", "side"]).ok();
+    host.cli(&["restart", "-t", "1", "side"]).ok();
     let side_addrs = ip_in_ns_of(&host, init_pid(&host, "side"), "-o addr");
     assert!(
         side_addrs.contains(&format!("inet {new_ip}/")),
