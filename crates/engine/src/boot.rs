@@ -20,6 +20,9 @@ use crate::reconcile::monitor_alive;
 use crate::state::{Container, Status};
 use crate::{Engine, EngineError};
 
+/// The outcome of starting one container by its policy: its name and the start's result.
+pub type PolicyStart = (String, Result<(), EngineError>);
+
 /// Whether container `c` (reconciled, not running) should be started at boot.
 pub fn wants_start(c: &Container) -> bool {
     let s = &c.state;
@@ -43,9 +46,7 @@ impl Engine {
     ///
     /// Errors: only a failure to read or reconcile the records; start failures are returned
     /// per container.
-    pub fn start_by_policy(
-        &mut self,
-    ) -> Result<Vec<(String, Result<(), EngineError>)>, EngineError> {
+    pub fn start_by_policy(&mut self) -> Result<Vec<PolicyStart>, EngineError> {
         self.reconcile_all()?;
         let mut picked: Vec<Container> = self
             .containers()?
