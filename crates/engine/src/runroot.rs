@@ -43,9 +43,11 @@ pub enum RunrootError {
 /// Errors: [`RunrootError::InUse`] if another runroot is recorded and a container's monitor
 /// (pid + start time from the store) is alive.
 pub fn claim(store: &mut Store, runroot: &Path) -> Result<(), EngineError> {
+    // The same directory spelt another way (a symlink, a trailing slash) is the same runroot.
+    let runroot = std::fs::canonicalize(runroot).unwrap_or_else(|_| runroot.to_path_buf());
     let given = runroot
         .to_str()
-        .ok_or_else(|| RunrootError::NotUtf8(runroot.to_path_buf()))?
+        .ok_or_else(|| RunrootError::NotUtf8(runroot.clone()))?
         .to_string();
     if store.meta(KEY)?.as_deref() == Some(given.as_str()) {
         return Ok(());
