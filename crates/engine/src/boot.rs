@@ -7,9 +7,9 @@
 //! `restartmanager.ShouldRestart`): `always` → yes, even after a user stop; `unless-stopped` →
 //! unless the user stopped it; `on-failure[:N]` → if its last exit code is non-zero and fewer
 //! than N restarts were made. A container that was running when the host went down counts as
-//! failed (reconcile records 137; Docker records 255). One deviation: an `on-failure` container
-//! the user stopped stays stopped (Docker's restore would restart it, its stop exit code being
-//! non-zero).
+//! failed (reconcile records 137). One deviation: an `on-failure` container the user stopped
+//! stays stopped (Docker's restart manager ignores a user stop for `on-failure`, so its restore
+//! would restart it, the stop's exit code being non-zero).
 
 use std::str::FromStr;
 
