@@ -1,5 +1,6 @@
-//! Forwarding queries that are not berth's to the upstream resolvers, in order, each with a
-//! short timeout, so one dead server costs about [`UPSTREAM_TIMEOUT`] and the next is tried.
+//! Forwarding queries that are not berth's to the upstream resolvers, in order, each with the
+//! timeout of [`ForwardOptions`] (resolv.conf's `timeout:N`, else Docker's 4 s), for
+//! `attempts:N` rounds over the list (else one).
 //!
 //! The query bytes go upstream unchanged except for the message ID, which is replaced by a
 //! random one for the upstream exchange and restored in the answer (RFC 5452 §9.2: an
@@ -8,14 +9,12 @@
 //! is forwarded over TCP (RFC 1035 §4.2.2: two-byte length prefix).
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
-/// How long one upstream server may take to answer before the next one is tried.
-pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(1);
+use crate::resolv::ForwardOptions;
 
 /// The largest UDP answer accepted from upstream (the EDNS maximum in practice).
 const MAX_UDP: usize = 65535;
@@ -30,19 +29,22 @@ pub enum Transport {
 }
 
 /// Forwards `query` (a whole DNS message, at least the 12-byte header) to each of `upstreams`
-/// in turn and returns the first answer, with the client's ID restored; `None` when every
-/// server failed or timed out (the caller answers SERVFAIL).
+/// in turn, `opts.attempts` rounds, each server given `opts.timeout`, and returns the first
+/// answer, with the client's ID restored; `None` when every server failed or timed out (the
+/// caller answers SERVFAIL).
 pub async fn forward(
     upstreams: &[SocketAddr],
     query: &[u8],
     transport: Transport,
+    opts: ForwardOptions,
 ) -> Option<Vec<u8>> {
     if query.len() < 12 {
         return None;
     }
     let client_id = [query[0], query[1]];
     let mut query = query.to_vec();
-    for server in upstreams {
+    let rounds = usize::try_from(opts.attempts.max(1)).unwrap_or(1);
+    for server in std::iter::repeat_n(upstreams, rounds).flatten() {
         let id: [u8; 2] = rand::random();
         query[..2].copy_from_slice(&id);
         let exchange = async {
@@ -51,7 +53,7 @@ pub async fn forward(
                 Transport::Tcp => exchange_tcp(*server, &query, id).await,
             }
         };
-        match timeout(UPSTREAM_TIMEOUT, exchange).await {
+        match timeout(opts.timeout, exchange).await {
             Ok(Ok(mut answer)) => {
                 answer[..2].copy_from_slice(&client_id);
                 return Some(answer);

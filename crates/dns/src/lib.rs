@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 pub use instance::{Instance, InstanceError};
 pub use listen::ListenError;
 pub use records::{DnsNetwork, RecordsError, StoreRecords};
-pub use resolv::ResolvError;
+pub use resolv::{ForwardOptions, ResolvError};
 pub use server::{Command, DNS_PORT, RESYNC};
 
 /// Errors of running the server.
@@ -65,6 +65,9 @@ pub struct DnsConfig {
     /// Upstream servers to forward to, in order; `None` reads the `nameserver` lines of
     /// `/etc/resolv.conf` (at start and at every reload). Tests pass their own.
     pub upstreams: Option<Vec<SocketAddr>>,
+    /// Per-server timeout and rounds; `None` reads resolv.conf's `options timeout:N
+    /// attempts:N` (at start and at every reload), see [`resolv::ForwardOptions`].
+    pub forward: Option<resolv::ForwardOptions>,
 }
 
 /// The sending side of a server's control channel (tests and embedders; `berth dns` itself is

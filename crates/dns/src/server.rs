@@ -24,7 +24,7 @@ use crate::forward::{self, Transport};
 use crate::instance::Instance;
 use crate::listen::{bind_tcp, bind_udp, ListenError};
 use crate::records::{DnsNetwork, RecordsError, StoreRecords};
-use crate::resolv;
+use crate::resolv::{self, ForwardOptions};
 use crate::DnsConfig;
 
 /// The DNS port (RFC 1035 §4.2).
@@ -49,6 +49,7 @@ pub enum Command {
 struct Shared {
     records: Mutex<StoreRecords>,
     upstreams: RwLock<Arc<Vec<SocketAddr>>>,
+    forward: RwLock<ForwardOptions>,
 }
 
 /// The two tasks serving one gateway address; dropping it closes both sockets.
@@ -76,6 +77,7 @@ pub(crate) async fn run(
     let shared = Arc::new(Shared {
         records: Mutex::new(StoreRecords::open(&cfg.root)?),
         upstreams: RwLock::new(Arc::new(Vec::new())),
+        forward: RwLock::new(ForwardOptions::default()),
     });
     let mut listeners = HashMap::new();
     loop {
@@ -101,6 +103,14 @@ pub(crate) async fn run(
 }
 
 fn refresh_upstreams(cfg: &DnsConfig, shared: &Shared) {
+    let opts = match cfg.forward {
+        Some(o) => Ok(o),
+        None => resolv::read_options(std::path::Path::new(resolv::RESOLV_CONF)),
+    };
+    match opts {
+        Ok(o) => *shared.forward.write().unwrap_or_else(|p| p.into_inner()) = o,
+        Err(e) => tracing::warn!(error = %e, "keeping the previous forwarding options"),
+    }
     let list = match &cfg.upstreams {
         Some(list) => list.clone(),
         None => match resolv::read_upstreams(std::path::Path::new(resolv::RESOLV_CONF)) {
@@ -235,8 +245,10 @@ async fn serve_tcp_client(mut stream: TcpStream, net: Arc<DnsNetwork>, shared: A
     }
 }
 
-/// The response bytes for one query, or `None` to stay silent (garbage shorter than a header,
-/// or a client that is not the network's: see [`serves`]).
+/// The response bytes for one query, or `None` to stay silent: for garbage shorter than a
+/// header, for a client that is not the network's (see [`serves`]), and for any message with
+/// QR=1 (a response: answering one could make two servers bounce packets at each other
+/// forever, or reflect spoofed traffic; RFC 1035 §4.1.1).
 async fn handle(
     shared: &Shared,
     net: &DnsNetwork,
@@ -244,7 +256,9 @@ async fn handle(
     transport: Transport,
     client: Option<IpAddr>,
 ) -> Option<Vec<u8>> {
-    if !client.is_some_and(|c| serves(net, c)) {
+    // The QR bit is the top bit of the third header byte.
+    let is_response = query.len() >= 3 && query[2] & 0x80 != 0;
+    if is_response || !client.is_some_and(|c| serves(net, c)) {
         return None;
     }
     let request = match Message::from_vec(query) {
@@ -269,7 +283,8 @@ async fn handle(
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            if let Some(bytes) = forward::forward(&upstreams, query, transport).await {
+            let opts = *shared.forward.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(bytes) = forward::forward(&upstreams, query, transport, opts).await {
                 return Some(bytes);
             }
             answer::reply(&request, ResponseCode::ServFail)

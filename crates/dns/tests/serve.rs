@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use berth_dns::{control, serve_with, Controller, DnsConfig, DnsError};
+use berth_dns::{control, serve_with, Controller, DnsConfig, DnsError, ForwardOptions};
 use berth_net::{EndpointState, NetworkState};
 use berth_store::rusqlite::{self, params};
 use berth_store::Store;
@@ -32,6 +32,9 @@ const UPSTREAM: &str = "10.123.0.53:53";
 const SILENT: &str = "10.123.0.54:53";
 /// Nothing listens: the kernel refuses at once (ICMP port unreachable on lo).
 const REFUSED: &str = "10.123.0.55:53";
+/// Answers like [`UPSTREAM`], after [`SLOW_DELAY`].
+const SLOW: &str = "10.123.0.56:53";
+const SLOW_DELAY: Duration = Duration::from_millis(1500);
 
 fn ip(ns: &TestNetns, args: &[&str]) {
     let out = Command::new("ip")
@@ -55,6 +58,7 @@ fn addresses(ns: &TestNetns) {
         "10.123.0.53/32",
         "10.123.0.54/32",
         "10.123.0.55/32",
+        "10.123.0.56/32",
     ] {
         ip(ns, &["addr", "add", a, "dev", "lo"]);
     }
@@ -367,6 +371,12 @@ fn config(d: &Dirs, upstreams: &[&str]) -> DnsConfig {
         root: d.root.clone(),
         runroot: d.runroot.clone(),
         upstreams: Some(upstreams.iter().map(|u| u.parse().unwrap()).collect()),
+        // One second per server keeps the dead-upstream tests short; the defaults (Docker's
+        // 4 s) have their own test.
+        forward: Some(ForwardOptions {
+            timeout: Duration::from_secs(1),
+            attempts: 1,
+        }),
     }
 }
 
@@ -579,6 +589,7 @@ fn child_serve() {
         root: base.join("root"),
         runroot: base.join("run"),
         upstreams: Some(vec![]),
+        forward: None,
     })
     .unwrap();
 }
@@ -645,4 +656,123 @@ fn signals_reload_and_stop_the_server() {
     };
     assert!(status.success(), "serve returned an error: {status}");
     assert!(!d.runroot.join("dns.pid").exists());
+}
+
+/// A fake upstream on [`SLOW`] that answers every query after [`SLOW_DELAY`]; stops on drop.
+struct SlowUpstream(Arc<AtomicBool>);
+
+impl SlowUpstream {
+    fn start(ns: &TestNetns) -> SlowUpstream {
+        let sock = run_in(&ns.path(), || UdpSocket::bind(SLOW).unwrap()).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !flag.load(Ordering::SeqCst) {
+                let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(q) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let reply = upstream_answer(&q).to_vec().unwrap();
+                let sock = sock.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    std::thread::sleep(SLOW_DELAY);
+                    let _ = sock.send_to(&reply, peer);
+                });
+            }
+        });
+        SlowUpstream(stop)
+    }
+}
+
+impl Drop for SlowUpstream {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_slow_upstream_is_waited_for_by_default_and_timeout_is_honoured() {
+    let ns = test_netns_or_skip!();
+    addresses(&ns);
+    let d = dirs();
+    fixture(&d.root);
+    let _slow = SlowUpstream::start(&ns);
+    let mut cfg = config(&d, &[SLOW]);
+    cfg.forward = Some(ForwardOptions::default());
+    let server = Server::start(&ns, cfg);
+    wait_ready(&ns, GW);
+    let r = ask(&ns, GW, "example.test.", RecordType::A, false);
+    assert_eq!(data(&r), ok(&["192.0.2.7"]), "a 1.5 s upstream is answered");
+    assert!(r.took >= Duration::from_millis(1400), "{:?}", r.took);
+    drop(server);
+    // `options timeout:1` (here given directly) gives up on it: SERVFAIL after ~1 s.
+    let _server = Server::start(&ns, config(&d, &[SLOW]));
+    wait_ready(&ns, GW);
+    let r = ask(&ns, GW, "example.test.", RecordType::A, false);
+    assert_eq!(r.msg.metadata.response_code, ResponseCode::ServFail);
+    assert!(r.took < Duration::from_millis(1450), "{:?}", r.took);
+}
+
+#[test]
+fn attempts_go_round_the_server_list() {
+    let ns = test_netns_or_skip!();
+    addresses(&ns);
+    let d = dirs();
+    fixture(&d.root);
+    let up = Upstream::start(&ns);
+    let mut cfg = config(&d, &[SILENT]);
+    cfg.forward = Some(ForwardOptions {
+        timeout: Duration::from_secs(1),
+        attempts: 2,
+    });
+    let _server = Server::start(&ns, cfg);
+    wait_ready(&ns, GW);
+    let r = ask(&ns, GW, "example.test.", RecordType::A, false);
+    assert_eq!(r.msg.metadata.response_code, ResponseCode::ServFail);
+    assert!(r.took >= Duration::from_millis(1900), "{:?}", r.took);
+    assert_eq!(up.silent.load(Ordering::SeqCst), 2, "asked once per round");
+}
+
+#[test]
+fn responses_sent_to_the_server_get_no_answer() {
+    let ns = test_netns_or_skip!();
+    addresses(&ns);
+    let d = dirs();
+    fixture(&d.root);
+    let _server = Server::start(&ns, config(&d, &[REFUSED]));
+    wait_ready(&ns, GW);
+    let gw: IpAddr = GW.parse().unwrap();
+    let silent = run_in(&ns.path(), move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        // A well-formed response (QR=1) for an owned name, and a header-only one with QR=1.
+        let mut q = Message::query();
+        q.add_query(Query::query(
+            Name::from_ascii("web.").unwrap(),
+            RecordType::A,
+        ));
+        let resp = Message::new(7, MessageType::Response, q.metadata.op_code);
+        let mut resp = resp;
+        resp.add_queries(q.queries.iter().cloned());
+        let short = [0u8, 9, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff];
+        let mut replies = 0;
+        for pkt in [resp.to_vec().unwrap(), short.to_vec()] {
+            s.send_to(&pkt, (gw, 53)).unwrap();
+            if s.recv_from(&mut [0u8; 512]).is_ok() {
+                replies += 1;
+            }
+        }
+        replies
+    })
+    .unwrap();
+    assert_eq!(silent, 0, "no reply to a response");
+    // Still serving queries.
+    let r = ask(&ns, GW, "web.", RecordType::A, false);
+    assert_eq!(data(&r), ok(&["10.123.0.2"]));
 }

@@ -6,6 +6,7 @@
 //! `attach`, `logs`, `etc_files`, `reconcile`).
 
 pub mod attach;
+pub mod boot;
 pub mod bundle;
 pub mod config;
 pub mod create;
@@ -14,6 +15,7 @@ pub mod etc_files;
 pub mod exec;
 pub mod init_layer;
 pub mod inspect;
+pub mod joined;
 pub mod lock;
 pub mod logs;
 pub mod monitor;
@@ -23,6 +25,7 @@ pub mod ports;
 pub mod reconcile;
 pub mod remove;
 pub mod rootfs;
+pub mod runroot;
 pub mod runtime;
 pub mod spec;
 pub mod start;
@@ -133,6 +136,9 @@ pub enum EngineError {
     /// Bad input not covered above.
     #[error("{0}")]
     Invalid(String),
+    /// The runroot differs from the one the root is used with.
+    #[error(transparent)]
+    Runroot(#[from] runroot::RunrootError),
     /// The monitor failed or died.
     #[error("container monitor: {0}")]
     Monitor(String),
@@ -181,12 +187,16 @@ pub struct Engine {
 
 impl Engine {
     /// Opens the state under `root`/`runroot` with the OCI runtime `runtime` (name or path).
+    ///
+    /// Errors: besides the store's, [`runroot::RunrootError::InUse`] when `root` is in use
+    /// with another runroot (see [`runroot::claim`]).
     pub fn open(root: &Path, runroot: &Path, runtime: &str) -> Result<Self, EngineError> {
         let locks = runroot.join("locks");
         for d in [root, runroot, locks.as_path()] {
             std::fs::create_dir_all(d).map_err(|e| EngineError::io(d, e))?;
         }
-        let store = Store::open(root)?;
+        let mut store = Store::open(root)?;
+        runroot::claim(&mut store, runroot)?;
         let images = ImageStore::open(root)?;
         Ok(Self {
             paths: Paths {

@@ -192,12 +192,22 @@ impl Engine {
         let _lock = self.network_lock()?;
         self.ensure_firewall()?;
         let n = self.resolve_network(net)?;
-        let existing = self.manager().endpoints_of(&c.id)?;
-        if existing.iter().any(|e| e.network_id == n.id) {
-            return Err(EngineError::Invalid(format!(
-                "container {} is already connected to network {}",
-                c.name, n.name
-            )));
+        let mut existing = self.manager().endpoints_of(&c.id)?;
+        if let Some(ep) = existing.iter().find(|e| e.network_id == n.id) {
+            let sandbox = Path::new(&c.state.sandbox_key);
+            if interface_present(sandbox, ep) {
+                return Err(EngineError::Invalid(format!(
+                    "container {} is already connected to network {}",
+                    c.name, n.name
+                )));
+            }
+            // A connect killed between recording the endpoint and making its interface: drop
+            // the record (rules, address) and connect afresh.
+            tracing::warn!(container = %c.name, network = %n.name, "endpoint without its interface: dropping it");
+            if let Err(e) = self.manager().disconnect(ep, sandbox) {
+                tracing::info!(error = %e, "stale endpoint removed (its cleanup reported)");
+            }
+            existing = self.manager().endpoints_of(&c.id)?;
         }
         let ereq = EndpointRequest {
             ip: req.ip,
@@ -514,7 +524,9 @@ impl Engine {
         }
     }
 
-    /// Detaches every endpoint of container `id` (teardown).
+    /// Detaches every endpoint of container `id` (teardown). When running containers joined
+    /// its namespace (`--net container:`), its links are deleted explicitly: the namespace
+    /// outlives the teardown (see `joined`).
     pub(crate) fn detach_networks(&mut self, id: &str) -> Vec<EngineError> {
         let key = self.paths.sandbox_key(id);
         // Nothing to detach (most teardowns of none/host containers): no lock, no manager.
@@ -524,6 +536,13 @@ impl Engine {
         {
             return Vec::new();
         }
+        let shared = match self.joined_running(id) {
+            Ok(joined) => !joined.is_empty(),
+            Err(e) => {
+                tracing::warn!(id, error = %e, "cannot list joined containers: deleting links");
+                true
+            }
+        };
         let _lock = match self.network_lock() {
             Ok(l) => l,
             Err(e) => return vec![e],
@@ -531,7 +550,7 @@ impl Engine {
         let mut errors: Vec<EngineError> = self.ensure_firewall().err().into_iter().collect();
         errors.extend(
             self.manager()
-                .disconnect_all(id, &key)
+                .disconnect_all(id, &key, shared)
                 .into_iter()
                 .map(EngineError::from),
         );
@@ -559,8 +578,6 @@ impl Engine {
     }
 }
 
-/// Checks `--ip`/`--ip6` against a network's subnets, ranges and reserved addresses before
-/// anything is recorded (IPAM checks again, authoritatively, when it allocates).
 impl Engine {
     /// Refuses `mac` when an endpoint of network `n` (other than container `except`'s)
     /// already has it, naming the holder: two interfaces with one MAC on a bridge make its
@@ -640,6 +657,19 @@ fn check_duplicate_host_ports(reqs: &[PublishRequest]) -> Result<(), EngineError
     Ok(())
 }
 
+/// Whether endpoint `ep`'s interface exists inside the sandbox at `netns` (`ENODEV` from the
+/// lookup means it does not; any other failure counts as present, so nothing is dropped on
+/// doubt).
+fn interface_present(netns: &Path, ep: &EndpointState) -> bool {
+    let name = ep.ifname.to_string();
+    !matches!(
+        berth_sys::netns::run_in(netns, move || berth_sys::link::link_index(&name)),
+        Ok(Err(berth_sys::link::LinkError::NotFound { .. }))
+    )
+}
+
+/// Checks `--ip`/`--ip6` against a network's subnets, ranges and reserved addresses before
+/// anything is recorded (IPAM checks again, authoritatively, when it allocates).
 fn check_requested_ip(n: &NetworkState, ip: IpAddr) -> Result<(), EngineError> {
     let flag = if ip.is_ipv4() { "--ip" } else { "--ip6" };
     let bad = |why: String| EngineError::Invalid(format!("{flag} {ip}: {why}"));

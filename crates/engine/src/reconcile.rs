@@ -45,6 +45,12 @@ impl Engine {
         };
         // No monitor can start while we hold the lock: judge from a fresh read.
         let c = self.container(&c.id)?;
+        if monitor_alive(&c.state) {
+            // A live monitor holds its lock under the runroot it was started with: a free lock
+            // here means another runroot, never a dead monitor. Leave the container alone.
+            tracing::warn!(id = %c.id, "monitor alive but its lock is free: another runroot?");
+            return Ok(c);
+        }
         let stale = c.state.monitor_pid != 0
             || matches!(c.state.status, Status::Running | Status::Restarting);
         let leftovers = crate::rootfs::is_mounted(&self.paths.rootfs(&c.id))

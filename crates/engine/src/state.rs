@@ -110,7 +110,7 @@ impl Container {
     }
 }
 
-fn row_to_container(row: &rusqlite::Row<'_>) -> rusqlite::Result<Container> {
+pub(crate) fn row_to_container(row: &rusqlite::Row<'_>) -> rusqlite::Result<Container> {
     let json_err = |i, e: serde_json::Error| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
     };
@@ -134,7 +134,7 @@ fn row_to_container(row: &rusqlite::Row<'_>) -> rusqlite::Result<Container> {
     })
 }
 
-const COLUMNS: &str = "id, name, image_id, config, state, created";
+pub(crate) const COLUMNS: &str = "id, name, image_id, config, state, created";
 
 /// Every container, oldest first.
 pub fn list(conn: &rusqlite::Connection) -> Result<Vec<Container>, EngineError> {

@@ -39,6 +39,12 @@ pub enum ArchiveError {
         /// The I/O error.
         source: io::Error,
     },
+    /// The input is not a tar stream (plain, gzip or zstd) at all.
+    #[error("not a docker-archive or OCI archive: {what}; give a file that `docker save`, `podman save` or `skopeo copy ... docker-archive:FILE` (or `oci-archive:FILE`) wrote")]
+    NotTar {
+        /// What was found instead.
+        what: &'static str,
+    },
     /// Neither `manifest.json` nor `oci-layout` + `index.json` was found.
     #[error("not an image archive: neither manifest.json (docker-archive) nor oci-layout and index.json (OCI layout) found; use docker save or skopeo copy to produce one")]
     Unrecognised,
@@ -121,6 +127,76 @@ pub(crate) struct PendingLayer {
     pub(crate) diff_id: Digest,
 }
 
+/// Size of a tar header block (POSIX ustar, `pax(1)`).
+const TAR_BLOCK: usize = 512;
+
+/// Reads the first tar block of `reader` and checks that it is one: all zeros (an empty
+/// archive) or a header whose checksum (bytes 148..156, octal) matches the sum of its bytes
+/// with that field counted as spaces (POSIX ustar). Returns a reader of the whole stream.
+///
+/// Errors: [`ArchiveError::NotTar`] for empty, short or non-tar input; [`ArchiveError::Read`].
+fn tar_start<'a>(mut reader: Box<dyn Read + 'a>) -> Result<impl Read + 'a, ArchiveError> {
+    let mut block = vec![0u8; TAR_BLOCK];
+    let mut filled = 0;
+    while filled < TAR_BLOCK {
+        match reader.read(&mut block[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(ArchiveError::Read {
+                    source: printable(e),
+                })
+            }
+        }
+    }
+    let what = if filled == 0 {
+        Some("the input is empty")
+    } else if filled < TAR_BLOCK {
+        Some("the input is shorter than one tar block (512 bytes)")
+    } else if block.iter().all(|b| *b == 0) {
+        None
+    } else {
+        let stored = std::str::from_utf8(&block[148..156])
+            .ok()
+            .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+            .and_then(|s| u32::from_str_radix(s, 8).ok());
+        let sum: u32 = block
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u32::from(*b)
+                }
+            })
+            .sum();
+        (stored != Some(sum))
+            .then_some("the input does not start with a tar header (nor gzip or zstd data)")
+    };
+    match what {
+        Some(what) => Err(ArchiveError::NotTar { what }),
+        None => Ok(io::Cursor::new(block).chain(reader)),
+    }
+}
+
+/// `e` with its message made printable: the tar reader quotes raw header bytes in some
+/// errors; control and non-ASCII characters are escaped and the text is cut at 200 characters,
+/// so a broken archive never writes binary to the terminal.
+fn printable(e: io::Error) -> io::Error {
+    let text = e.to_string();
+    if text.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        return e;
+    }
+    let mut clean: String = text.escape_default().collect();
+    if clean.len() > 200 {
+        clean.truncate(200);
+        clean.push_str("...");
+    }
+    io::Error::new(e.kind(), clean)
+}
+
 /// The members of an archive, staged as numbered files in a private temp directory.
 pub(crate) struct Staged {
     dir: tempfile::TempDir,
@@ -132,7 +208,9 @@ impl Staged {
     /// Reads the (optionally gzip/zstd compressed) tar `reader` into a temp dir under
     /// `tmp_parent`. Only regular files and symlinks are kept; the temp dir goes on drop.
     pub(crate) fn extract(reader: impl Read, tmp_parent: &Path) -> Result<Self, ArchiveError> {
-        let read = |source| ArchiveError::Read { source };
+        let read = |source| ArchiveError::Read {
+            source: printable(source),
+        };
         // The pid in the name lets a later process tell a dead load's leftovers from a live
         // one's (see `ImageStore::sweep_leftovers`).
         let prefix = format!(".load-{}-", std::process::id());
@@ -141,6 +219,7 @@ impl Staged {
             .tempdir_in(tmp_parent)
             .map_err(read)?;
         let (reader, _) = decompress(reader).map_err(read)?;
+        let reader = tar_start(reader)?;
         let mut archive = tar::Archive::new(reader);
         let mut staged = Self {
             dir,

@@ -234,6 +234,20 @@ fn failed_load_leaves_nothing() {
         .unwrap_err();
     assert!(err.to_string().contains("not an image archive"), "{err}");
     assert_nothing_left(&e);
+    // Not even a tar file: random bytes, and nothing. The message names the formats and
+    // carries no raw input bytes.
+    let noise: Vec<u8> = (0..70_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for input in [&noise[..], &[][..]] {
+        let err = e.images.load(&mut e.db, input).unwrap_err().to_string();
+        assert!(err.contains("not a docker-archive or OCI archive"), "{err}");
+        assert!(
+            err.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+            "printable: {err:?}"
+        );
+        assert_nothing_left(&e);
+    }
 }
 
 #[test]

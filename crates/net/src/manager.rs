@@ -393,6 +393,7 @@ impl<'a> Manager<'a> {
         }
         let id = new_id();
         let ep = self.record_endpoint(network, container_id, &id, req)?;
+        berth_sys::process::pause_at("connect-after-record");
         let joined = match network.underlay {
             Some(_) => self
                 .underlay
@@ -506,13 +507,23 @@ impl<'a> Manager<'a> {
 
     /// Detaches every endpoint of a container whose sandbox at `netns` is about to be
     /// removed (its teardown), collecting failures. Call it before removing the namespace.
-    pub fn disconnect_all(&mut self, container_id: &str, netns: &Path) -> Vec<ManagerError> {
+    /// With `shared` (another container still uses the namespace, so it will not die) the
+    /// links are deleted explicitly instead of left to die with it.
+    pub fn disconnect_all(
+        &mut self,
+        container_id: &str,
+        netns: &Path,
+        shared: bool,
+    ) -> Vec<ManagerError> {
         let eps = match records::endpoints_of_container(self.store.conn(), container_id) {
             Ok(e) => e,
             Err(e) => return vec![e.into()],
         };
         eps.iter()
-            .filter_map(|ep| self.disconnect_with(ep, netns, netns.exists()).err())
+            .filter_map(|ep| {
+                self.disconnect_with(ep, netns, netns.exists() && !shared)
+                    .err()
+            })
             .collect()
     }
 

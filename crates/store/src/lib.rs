@@ -25,6 +25,16 @@ pub enum StoreError {
     /// A query failed.
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The database was written by a newer berth (its schema is newer than this binary's).
+    #[error("the state database {path} has schema version {found}, newer than this berth's {supported}: use the berth that wrote it (or a newer one); this one would misread it")]
+    NewerSchema {
+        /// Path of `berth.db`.
+        path: PathBuf,
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// [`SCHEMA_VERSION`] of this binary.
+        supported: i64,
+    },
     /// The root directory could not be created.
     #[error("cannot create the state directory {path}: {source}")]
     Dir {
@@ -39,7 +49,7 @@ pub enum StoreError {
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 64;
 
 /// Schema version written to `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Upgrades from schema 1: layers remember the blob (compressed tar) they came from, so
 /// `save` can write it back and `pull` can skip layers it already has; pulled images record
@@ -94,6 +104,10 @@ CREATE TABLE IF NOT EXISTS endpoints (
     container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
     config       TEXT NOT NULL          -- JSON, net's EndpointState
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key      TEXT PRIMARY KEY,          -- e.g. "runroot"
+    value    TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ipam_allocations (
     network_id  TEXT NOT NULL REFERENCES networks(id),
     address     TEXT NOT NULL,
@@ -101,6 +115,39 @@ CREATE TABLE IF NOT EXISTS ipam_allocations (
     PRIMARY KEY (network_id, address)
 );
 "#;
+
+/// Opens `path` with berth's connection settings (WAL, busy timeout, foreign keys).
+fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Every CLI process is usually the last connection to close; by default SQLite
+    // then checkpoints and deletes the WAL (fsyncs), and the next process recreates
+    // it. Leave the WAL in place, but keep it small: a process that opens the database
+    // alone rebuilds the WAL index by reading the whole WAL (sqlite.org/walformat.html,
+    // "Recovery"), so a long WAL slows every command. 64 pages = 256 KiB.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_AUTOCHECKPOINT_PAGES * 4096)?;
+    Ok(conn)
+}
+
+/// Brings a database of schema `version` (0: new) up to [`SCHEMA_VERSION`] in one
+/// transaction. Every step after 1 → 2 only creates tables (`IF NOT EXISTS`).
+fn migrate(conn: &Connection, version: i64) -> Result<(), rusqlite::Error> {
+    let tx = conn.unchecked_transaction()?;
+    if version == 1 {
+        tx.execute_batch(MIGRATE_1_TO_2)?;
+    }
+    tx.execute_batch(SCHEMA)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
+}
 
 /// A handle on `<root>/berth.db`. Cheap to open; one per process is enough.
 #[derive(Debug)]
@@ -114,50 +161,46 @@ impl Store {
     /// timeout so concurrent berth processes wait for each other instead of failing.
     ///
     /// Errors: [`StoreError::Dir`] if `root` cannot be created, [`StoreError::Open`] if the
-    /// file cannot be opened or the schema applied.
+    /// file cannot be opened or the schema applied, [`StoreError::NewerSchema`] if a newer
+    /// berth wrote it (its `PRAGMA user_version` is above [`SCHEMA_VERSION`]).
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(root).map_err(|source| StoreError::Dir {
             path: root.to_path_buf(),
             source,
         })?;
         let path = root.join("berth.db");
-        let open = || -> Result<Connection, rusqlite::Error> {
-            let conn = Connection::open(&path)?;
-            conn.busy_timeout(Duration::from_secs(10))?;
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.pragma_update(None, "foreign_keys", "ON")?;
-            // Every CLI process is usually the last connection to close; by default SQLite
-            // then checkpoints and deletes the WAL (fsyncs), and the next process recreates
-            // it. Leave the WAL in place, but keep it small: a process that opens the database
-            // alone rebuilds the WAL index by reading the whole WAL (sqlite.org/walformat.html,
-            // "Recovery"), so a long WAL slows every command. 64 pages = 256 KiB.
-            conn.set_db_config(
-                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-                true,
-            )?;
-            conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
-            conn.pragma_update(None, "journal_size_limit", WAL_AUTOCHECKPOINT_PAGES * 4096)?;
-            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            if version < SCHEMA_VERSION {
-                let tx = conn.unchecked_transaction()?;
-                if version == 1 {
-                    tx.execute_batch(MIGRATE_1_TO_2)?;
-                }
-                tx.execute_batch(SCHEMA)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-                tx.commit()?;
-            }
-            Ok(conn)
-        };
-        let conn = open().map_err(|source| StoreError::Open {
+        let open_err = |source| StoreError::Open {
             path: path.clone(),
             source,
-        })?;
+        };
+        let conn = connect(&path).map_err(open_err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            migrate(&conn, version).map_err(open_err)?;
+        }
         Ok(Self {
             conn,
             root: root.to_path_buf(),
         })
+    }
+
+    /// The value stored under `key` in the `meta` table (installation-wide facts such as the
+    /// runroot this root is used with), if any.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
     }
 
     /// The state root this store lives in.
@@ -270,6 +313,30 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_naming_both_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("berth.db")).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 7)
+                .unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::NewerSchema { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("schema version {}", SCHEMA_VERSION + 7))
+                && text.contains(&format!("this berth's {SCHEMA_VERSION}")),
+            "{text}"
+        );
+        // Refused untouched: the file still says the newer version.
+        let conn = Connection::open(dir.path().join("berth.db")).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION + 7);
     }
 
     #[test]

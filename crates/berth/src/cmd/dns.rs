@@ -20,6 +20,7 @@ pub fn dns(engine: Engine, a: DnsArgs) -> CmdResult {
         root: engine.paths.root.clone(),
         runroot: engine.paths.runroot.clone(),
         upstreams: (!a.upstream.is_empty()).then_some(a.upstream),
+        forward: None,
     };
     drop(engine);
     berth_dns::serve(cfg)?;

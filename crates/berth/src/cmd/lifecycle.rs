@@ -44,16 +44,47 @@ pub struct RmArgs {
 
 pub fn stop(mut engine: Engine, a: StopArgs) -> CmdResult {
     for_each(&a.containers, |k| {
+        let joined = joined_names(&engine, k);
         engine.stop(k, Duration::from_secs(a.time))?;
+        warn_joined(k, &joined);
         Ok(k.to_string())
     })
 }
 
 pub fn restart(mut engine: Engine, a: StopArgs) -> CmdResult {
     for_each(&a.containers, |k| {
+        let joined = joined_names(&engine, k);
         engine.restart(k, Duration::from_secs(a.time))?;
+        warn_joined(k, &joined);
         Ok(k.to_string())
     })
+}
+
+/// Names of the running containers that joined `key`'s network namespace.
+fn joined_names(engine: &Engine, key: &str) -> Vec<String> {
+    let Ok(c) = engine.container(key) else {
+        return Vec::new();
+    };
+    engine
+        .joined_running(&c.id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|j| j.name.as_str().to_string())
+        .collect()
+}
+
+/// Says on stderr what Docker leaves implicit: containers that joined a stopped target's
+/// namespace keep running in it with only `lo`, until restarted.
+fn warn_joined(key: &str, joined: &[String]) {
+    if !joined.is_empty() {
+        eprintln!(
+            "berth: warning: {} joined the network namespace of {key} (--net container:{key}) \
+             and keep running in its old namespace with only lo: restart them to rejoin \
+             (berth restart {})",
+            joined.join(", "),
+            joined.join(" ")
+        );
+    }
 }
 
 pub fn kill(mut engine: Engine, a: KillArgs) -> CmdResult {

@@ -80,7 +80,15 @@ pub enum Command {
 }
 
 /// Runs one command.
-pub fn dispatch(engine: Engine, command: Command) -> CmdResult {
+pub fn dispatch(mut engine: Engine, command: Command) -> CmdResult {
+    // Self-repair: a killed DNS server is restarted by whichever command comes next (one
+    // flock probe when it runs). Not by the server itself or a monitor (the start hot path).
+    if !matches!(
+        command,
+        Command::Dns(_) | Command::Monitor(_) | Command::Login(_) | Command::Logout(_)
+    ) {
+        engine.repair_dns();
+    }
     match command {
         Command::Run(a) => run::run(engine, a),
         Command::Create(a) => run::create(engine, a),

@@ -172,12 +172,22 @@ fn subnets(a: &CreateArgs) -> anyhow::Result<Vec<SubnetConfig>> {
             );
         }
     }
-    for (name, ip) in key_values(&a.aux_address, "--aux-address")? {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for kv in &a.aux_address {
+        let (name, ip) = kv
+            .split_once('=')
+            .with_context(|| format!("invalid --aux-address {kv:?}: use NAME=IP"))?;
+        if let Some(prev) = seen.insert(name.to_string(), ip.to_string()) {
+            bail!(
+                "--aux-address {name} is given twice ({name}={prev} and {name}={ip}): give each \
+                 aux address its own name"
+            );
+        }
         let ip: IpAddr = ip
             .parse()
             .with_context(|| format!("invalid --aux-address {name}={ip}: not an IP address"))?;
         let i = find(&mut out, ip, &format!("--aux-address {name}={ip}"))?;
-        out[i].aux_addresses.insert(name, ip);
+        out[i].aux_addresses.insert(name.to_string(), ip);
     }
     Ok(out)
 }

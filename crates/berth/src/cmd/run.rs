@@ -136,8 +136,13 @@ pub struct StartArgs {
     /// Attach stdin.
     #[arg(short = 'i', long)]
     interactive: bool,
+    /// Start every container whose restart policy asks for it after a reboot (always;
+    /// unless-stopped unless stopped by the user; on-failure after a failure), as Docker's
+    /// daemon does when it comes up. For boot: docs/berth-restart.service.
+    #[arg(long, conflicts_with_all = ["containers", "attach", "interactive"])]
+    restart_policy: bool,
     /// Containers.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "restart_policy")]
     containers: Vec<String>,
 }
 
@@ -263,6 +268,9 @@ fn refused_before_start(e: &berth_engine::EngineError) -> bool {
 }
 
 pub fn start(mut engine: Engine, a: StartArgs) -> CmdResult {
+    if a.restart_policy {
+        return start_by_policy(engine);
+    }
     if a.attach || a.interactive {
         if a.containers.len() != 1 {
             anyhow::bail!("you cannot start and attach multiple containers at once");
@@ -278,6 +286,22 @@ pub fn start(mut engine: Engine, a: StartArgs) -> CmdResult {
         engine.start(k, false)?;
         Ok(k.to_string())
     })
+}
+
+/// `start --restart-policy`: prints each container started, reports each failure; exit 1 if
+/// any failed.
+fn start_by_policy(mut engine: Engine) -> CmdResult {
+    let mut code = 0;
+    for (name, r) in engine.start_by_policy()? {
+        match r {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("berth: cannot start {name}: {e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
 }
 
 /// Copies the attach stream until the exit frame; returns the exit code.

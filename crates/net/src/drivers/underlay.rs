@@ -65,6 +65,12 @@ pub enum UnderlayError {
         /// The parent.
         parent: String,
     },
+    /// The parent is the loopback interface.
+    #[error("parent interface {parent} is the loopback interface: macvlan and ipvlan children need an Ethernet parent (the kernel refuses loopback with EINVAL); use the host's NIC (e.g. -o parent=eth0), or a bridge network for containers that only talk to each other")]
+    ParentLoopback {
+        /// The parent.
+        parent: String,
+    },
     /// The parent is administratively down.
     #[error("parent interface {parent} is down: bring it up first (`ip link set {parent} up`)")]
     ParentDown {
@@ -330,6 +336,13 @@ pub fn check_sharing(
 ///
 /// Errors: [`UnderlayError::ParentDown`], [`UnderlayError::ParentEnslaved`].
 pub fn check_parent(parent: &Link, master: Option<&Link>) -> Result<(), UnderlayError> {
+    // Loopback has no kind and the all-zero MAC (a renamed `lo` included).
+    let zero_mac = parent.mac.as_ref().is_some_and(|m| m.0 == [0; 6]);
+    if parent.name == "lo" || (parent.kind.is_none() && zero_mac) {
+        return Err(UnderlayError::ParentLoopback {
+            parent: parent.name.clone(),
+        });
+    }
     if let Some(m) = master {
         return Err(UnderlayError::ParentEnslaved {
             parent: parent.name.clone(),

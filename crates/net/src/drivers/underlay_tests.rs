@@ -193,6 +193,18 @@ fn parent_must_be_up_and_free() {
 }
 
 #[test]
+fn loopback_is_no_parent() {
+    let e = check_parent(&link("lo", true, None), None).unwrap_err();
+    assert!(
+        e.to_string().contains("lo is the loopback interface"),
+        "{e}"
+    );
+    let mut renamed = link("loop0", true, None);
+    renamed.mac = Some(berth_sys::link::MacAddr([0; 6]));
+    assert!(check_parent(&renamed, None).is_err());
+}
+
+#[test]
 fn default_routes_use_the_gateway_except_in_l3_modes() {
     let mut n = network("lan", UnderlayMode::Macvlan(MacvlanMode::Bridge), "nicA");
     let ep = EndpointState {

@@ -111,6 +111,26 @@ pub enum IpamError {
         /// The subnet.
         subnet: IpNet,
     },
+    /// An aux address is the subnet's gateway (given or the default first address).
+    #[error("aux-address {name}={gateway} is the gateway of its subnet: an aux address reserves an address for a device outside berth, and the gateway is the bridge's own; pick another address (or another --gateway)")]
+    AuxIsGateway {
+        /// The aux address's name.
+        name: String,
+        /// The gateway.
+        gateway: IpAddr,
+    },
+    /// Two aux addresses name the same address.
+    #[error(
+        "aux-addresses {first} and {second} are both {addr}: give each device its own address"
+    )]
+    AuxTwice {
+        /// The first name.
+        first: String,
+        /// The second name.
+        second: String,
+        /// The shared address.
+        addr: IpAddr,
+    },
     /// Two requested subnets overlap each other.
     #[error("subnets {0} and {1} overlap: give each --subnet its own range")]
     SubnetsOverlap(IpNet, IpNet),

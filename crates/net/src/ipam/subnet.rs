@@ -137,6 +137,22 @@ fn validate(cfg: &SubnetConfig, subnet: IpNet, ipv6: bool) -> Result<SubnetState
             subnet,
         });
     }
+    if let Some((name, _)) = cfg.aux_addresses.iter().find(|(_, a)| **a == gateway) {
+        return Err(IpamError::AuxIsGateway {
+            name: name.clone(),
+            gateway,
+        });
+    }
+    let mut seen: std::collections::BTreeMap<IpAddr, &str> = Default::default();
+    for (name, addr) in &cfg.aux_addresses {
+        if let Some(first) = seen.insert(*addr, name) {
+            return Err(IpamError::AuxTwice {
+                first: first.to_string(),
+                second: name.clone(),
+                addr: *addr,
+            });
+        }
+    }
     Ok(SubnetState {
         subnet,
         gateway,

@@ -278,3 +278,28 @@ fn requested_v6_keeps_auto_v4_and_order() {
     let ok = choose_subnets(&[sub("10.3.0.0/16")], false, &[]).unwrap();
     assert_eq!(ok.len(), 1, "no IPv6 without --ipv6");
 }
+
+#[test]
+fn aux_address_on_the_gateway_or_twice_refused() {
+    let mut c = sub("10.0.0.0/24");
+    c.aux_addresses.insert("router".into(), ip("10.0.0.1"));
+    let e = err(&[c], false, &[]);
+    assert!(
+        e.to_string()
+            .contains("aux-address router=10.0.0.1 is the gateway"),
+        "{e}"
+    );
+    let mut c = sub("10.0.0.0/24");
+    c.gateway = Some(ip("10.0.0.254"));
+    c.aux_addresses.insert("gw".into(), ip("10.0.0.254"));
+    let e = err(&[c], false, &[]);
+    assert!(
+        matches!(e, IpamError::AuxIsGateway { .. }),
+        "an explicit gateway too: {e}"
+    );
+    let mut c = sub("10.0.0.0/24");
+    c.aux_addresses.insert("a".into(), ip("10.0.0.9"));
+    c.aux_addresses.insert("b".into(), ip("10.0.0.9"));
+    let e = err(&[c], false, &[]);
+    assert!(e.to_string().contains("a and b are both 10.0.0.9"), "{e}");
+}
