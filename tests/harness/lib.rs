@@ -31,7 +31,7 @@ pub use malicious::{escaping_archive, linked_rootfs_archive, Escape};
 pub use netns::Netns;
 pub use registry::{
     basic_auth_field, registry_fixtures, sha256_digest, ClientConfig, FakeOptions, FakeRegistry,
-    Registry, RegistryAuth, RegistryFixtures, PASSWORD, USER,
+    Registry, RegistryAuth, RegistryFixtures, SpawnedBerth, PASSWORD, USER,
 };
 pub use sandbox::{berth_binary, parse_addrs, SandboxHost};
 pub use underlay::{kernel_has_link_kind, Lab};

@@ -622,6 +622,21 @@ impl SandboxHost {
         self.berth_cfg_stdin(cfg, args, None)
     }
 
+    /// Like [`Self::berth_cfg`] with a deadline of `timeout` instead of 90 s (panics past
+    /// it), for commands whose work grows with the machine's load, e.g. pulling the 64 MiB
+    /// layer of the `big` image with a debug build on a busy machine.
+    pub fn berth_cfg_within(
+        &self,
+        cfg: &ClientConfig,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Outcome {
+        let mut cmd = self.berth_command(args);
+        cmd.envs(cfg.env());
+        let out = try_run(&mut cmd, timeout).unwrap_or_else(|e| panic!("{e}"));
+        Outcome::new(format!("berth {}", args.join(" ")), out)
+    }
+
     /// Like [`Self::berth_cfg`], writing `input` to berth's stdin (then closing it) when
     /// given, e.g. for `login --password-stdin`.
     pub fn berth_cfg_stdin(
@@ -630,13 +645,12 @@ impl SandboxHost {
         args: &[&str],
         input: Option<&str>,
     ) -> Outcome {
+        let Some(input) = input else {
+            return self.berth_cfg_within(cfg, args, Duration::from_secs(90));
+        };
         let mut cmd = self.berth_command(args);
         cmd.envs(cfg.env());
         let shown = format!("berth {}", args.join(" "));
-        let Some(input) = input else {
-            let out = try_run(&mut cmd, Duration::from_secs(90)).unwrap_or_else(|e| panic!("{e}"));
-            return Outcome::new(shown, out);
-        };
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -650,15 +664,38 @@ impl SandboxHost {
         Outcome::new(shown, out)
     }
 
-    /// Starts `berth ARGS` in the background with `cfg`'s environment, output discarded;
-    /// the guard SIGKILLs it by pid (it is berth itself: `nsenter` execs it).
-    pub fn spawn_berth(&self, cfg: &ClientConfig, args: &[&str]) -> Background {
+    /// Starts `berth ARGS` in the background with `cfg`'s environment, its stdout and stderr
+    /// going to a temp file read with [`SpawnedBerth::output`] (e.g. to wait for a progress
+    /// line); the guard SIGKILLs it by pid (it is berth itself: `nsenter` execs it).
+    pub fn spawn_berth(&self, cfg: &ClientConfig, args: &[&str]) -> SpawnedBerth {
+        let log = tempfile::NamedTempFile::new().expect("berth output file");
+        let file = log.reopen().expect("reopen berth output file");
         let mut cmd = self.berth_command(args);
         cmd.envs(cfg.env())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        Background::spawn(&mut cmd)
+            .stdout(file.try_clone().expect("dup output fd"))
+            .stderr(file);
+        SpawnedBerth {
+            process: Background::spawn(&mut cmd),
+            log,
+        }
+    }
+}
+
+/// A berth started by [`SandboxHost::spawn_berth`]: the process (SIGKILLed on drop) and the
+/// file its output goes to.
+#[derive(Debug)]
+pub struct SpawnedBerth {
+    // Field order is drop order: the process dies before its output file is removed.
+    /// The berth process.
+    pub process: Background,
+    log: tempfile::NamedTempFile,
+}
+
+impl SpawnedBerth {
+    /// What berth has written so far (stdout and stderr interleaved, as written).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 }
 

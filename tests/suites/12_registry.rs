@@ -38,6 +38,12 @@ fn assert_pulled(out: &Outcome, reference: &str, digest: &str, fresh: bool) -> S
     stdout
 }
 
+/// Docker's short form of a layer digest in progress lines: its first 12 hex digits.
+fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
 /// `berth image inspect REF`, first element; panics if it fails.
 fn image_inspect(host: &SandboxHost, reference: &str) -> serde_json::Value {
     let text = host.cli(&["image", "inspect", reference]).ok();
@@ -259,8 +265,7 @@ fn pull_shows_progress_and_repull_fetches_nothing() {
     let out = pull_insecure(&host, &cfg, &reference);
     let stdout = assert_pulled(&out, &reference, &digest, true);
     for layer in &layers {
-        // Docker's short form: the first 12 hex digits.
-        let short = &layer["sha256:".len().."sha256:".len() + 12];
+        let short = short(layer);
         assert!(
             stdout.contains(&format!("{short}: Pull complete")),
             "a plain progress line per layer ({short}): {out}"
@@ -527,36 +532,59 @@ fn killed_pull_leaves_no_image_and_the_next_reuses_blobs() {
     let fx = registry_fixtures();
     let layers = fx.layers("big");
     let (big, small) = layers.split_last().expect("big has layers");
+    // The big layer takes ~32 s at this rate: time for berth to store the small ones first.
     let slow = FakeRegistry::start(
         &host,
         FakeOptions {
-            throttle: 4 << 20,
+            throttle: 2 << 20,
             ..FakeOptions::default()
         },
     );
     let reference = slow.image("big:big");
     let mut pull = host.spawn_berth(&cfg, &["pull", "--tls-verify=false", &reference]);
-    let midway = berth_tests::wait_until(Duration::from_secs(30), || {
-        let done = slow.blobs_done();
-        slow.blob_gets().contains(big) && small.iter().all(|l| done.contains(l))
+    // Kill once berth has stored every small blob while the big one is still on the wire.
+    // `Download complete` is printed after the blob is stored under its digest (both digests
+    // checked); the registry having sent a blob's last byte is not that point: berth may
+    // still be unpacking that layer, seconds on a loaded machine.
+    let stored =
+        |out: &str, layer: &str| out.contains(&format!("{}: Download complete", short(layer)));
+    let midway = berth_tests::wait_until(Duration::from_secs(60), || {
+        let out = pull.output();
+        slow.blob_gets().contains(big) && small.iter().all(|l| stored(&out, l))
     });
-    assert!(midway, "berth never got to the big layer:\n{}", slow.log());
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        midway,
+        "berth never stored the small layers while fetching the big one:\n{}\nregistry log:\n{}",
+        pull.output(),
+        slow.log()
+    );
     assert!(
         !slow.blobs_done().contains(big),
-        "the big layer must still be downloading"
+        "the big layer must still be downloading:\n{}",
+        slow.log()
     );
-    pull.signal(Signal::SIGKILL);
+    pull.process.signal(Signal::SIGKILL);
     assert!(
-        pull.wait_timeout(Duration::from_secs(5)).is_some(),
+        pull.process.wait_timeout(Duration::from_secs(5)).is_some(),
         "pull killed"
+    );
+    assert!(
+        !stored(&pull.output(), big),
+        "the big layer was stored before the kill:\n{}",
+        pull.output()
     );
     assert_no_image(&host, &reference);
     let port = slow.port();
     drop(slow);
     let fast = FakeRegistry::start_on(&host, port, FakeOptions::default());
     let digest = fx.field("big", "digest");
-    let out = pull_insecure(&host, &cfg, &reference);
+    // 64 MiB fetched, hashed twice and unpacked by a debug build: ~25 s on an idle 2-core
+    // machine, over a minute under load; the deadline only guards against a hang.
+    let out = host.berth_cfg_within(
+        &cfg,
+        &["pull", "--tls-verify=false", &reference],
+        Duration::from_secs(300),
+    );
     assert_pulled(&out, &reference, &digest, true);
     let refetched = fast.blob_gets();
     assert!(
