@@ -1,0 +1,1 @@
+//! Recording fakes of the kernel seam (filled in below).
