@@ -294,6 +294,12 @@ pub fn dummy_parent_for(network_id: &str) -> IfName {
         .expect("dm- + 12 hex is a valid name")
 }
 
+/// The probe child of [`Driver::create_network`]: `mq` + 11 hex of the network id.
+fn probe_ifname_for(network_id: &str) -> String {
+    let hex: String = network_id.chars().take(11).collect();
+    format!("mq{hex}")
+}
+
 /// The host-side shim of `host_access`: `mh` + 11 hex of the network id.
 pub fn shim_ifname_for(network_id: &str) -> IfName {
     let hex: String = network_id.chars().take(11).collect();
@@ -557,8 +563,7 @@ impl<'a> MacvlanDriver<'a> {
         u: &ParentLink,
         mode: ChildMode,
     ) -> Result<(), MacvlanError> {
-        let hex: String = network.id.chars().take(11).collect();
-        let name = format!("mq{hex}");
+        let name = probe_ifname_for(&network.id);
         let child = ChildSpec {
             name: &name,
             parent: u.parent.as_str(),
@@ -647,8 +652,8 @@ impl Driver for MacvlanDriver<'_> {
         })
     }
 
-    /// Deletes the shim, and the parent when berth created it and no network of `others` is
-    /// on it. Absent links are not an error.
+    /// Deletes the shim (and a probe child a failed create left), and the parent when berth
+    /// created it and no network of `others` is on it. Absent links are not an error.
     ///
     /// Errors: [`MacvlanError::Host`] (the first failure; every step runs).
     fn delete_network(
@@ -667,12 +672,16 @@ impl Driver for MacvlanDriver<'_> {
             .shim
             .as_ref()
             .map_or(Ok(()), |s| self.nl.delete_link(s.ifname.as_str()));
+        // A probe left by a create whose probe could not be deleted.
+        let probe = self.nl.delete_link(&probe_ifname_for(&network.id));
         let parent = if u.parent_created && !parent_in_use {
             self.nl.delete_link(u.parent.as_str())
         } else {
             Ok(())
         };
-        shim.and(parent).map_err(Self::host(network.name.as_str()))
+        shim.and(probe)
+            .and(parent)
+            .map_err(Self::host(network.name.as_str()))
     }
 
     /// Attaches the sandbox at `netns`: creates the child of the parent directly inside the
