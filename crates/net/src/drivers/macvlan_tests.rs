@@ -1,4 +1,4 @@
-//! Unit tests of the underlay drivers' pure parts: options, sharing rules, parent checks,
+//! Unit tests of the macvlan/ipvlan driver's pure parts: options, sharing rules, parent checks,
 //! default routes, names.
 
 use super::*;

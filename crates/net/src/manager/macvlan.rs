@@ -63,7 +63,7 @@ impl Manager<'_> {
         }
     }
 
-    /// What an endpoint on an underlay network may not ask for: published ports (the
+    /// What an endpoint on a macvlan or ipvlan network may not ask for: published ports (the
     /// container's own address is reachable directly), a second endpoint on a passthru
     /// network, a MAC on ipvlan (children share the parent's).
     pub(super) fn check_parent_endpoint(
@@ -96,7 +96,7 @@ impl Manager<'_> {
     }
 }
 
-/// Refuses published ports (`-p`/`-P`) on an underlay network. Callers may check at
+/// Refuses published ports (`-p`/`-P`) on a macvlan or ipvlan network. Callers may check at
 /// `create` time; [`Manager::connect`] checks again.
 ///
 /// Errors: [`ManagerError::Invalid`] explaining that the container's address is reachable.

@@ -48,9 +48,9 @@ pub enum ManagerError {
     /// Address management.
     #[error(transparent)]
     Ipam(#[from] ipam::IpamError),
-    /// Kernel plumbing of a driver.
+    /// Kernel plumbing of a driver (boxed to keep the error small).
     #[error(transparent)]
-    Driver(#[from] DriverError),
+    Driver(Box<DriverError>),
     /// Firewall.
     #[error(transparent)]
     Firewall(#[from] crate::firewall::FirewallError),
@@ -80,15 +80,21 @@ pub enum ManagerError {
     },
 }
 
+impl From<DriverError> for ManagerError {
+    fn from(e: DriverError) -> Self {
+        Self::Driver(Box::new(e))
+    }
+}
+
 impl From<crate::drivers::bridge::BridgeError> for ManagerError {
     fn from(e: crate::drivers::bridge::BridgeError) -> Self {
-        Self::Driver(e.into())
+        DriverError::from(e).into()
     }
 }
 
 impl From<crate::drivers::macvlan::MacvlanError> for ManagerError {
     fn from(e: crate::drivers::macvlan::MacvlanError) -> Self {
-        Self::Driver(e.into())
+        DriverError::from(e).into()
     }
 }
 
