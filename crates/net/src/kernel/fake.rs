@@ -160,13 +160,9 @@ fn refused(op: &str) -> LinkError {
         op: op.to_string(),
         source: NetlinkError::Kernel {
             request: op.to_string(),
-            source: io::Error::from_raw_os_error(libc_eperm()),
+            source: io::Error::from_raw_os_error(nix::libc::EPERM),
         },
     }
-}
-
-fn libc_eperm() -> i32 {
-    nix::libc::EPERM
 }
 
 fn not_found(name: &str) -> LinkError {
