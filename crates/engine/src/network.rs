@@ -157,7 +157,7 @@ impl Engine {
             "Id": n.id,
             "Created": n.created,
             "Scope": "local",
-            "Driver": n.driver.to_string(),
+            "Driver": n.driver().to_string(),
             "EnableIPv6": n.ipv6,
             "IPAM": {"Driver": "default", "Options": {}, "Config": config},
             "Internal": n.internal,
@@ -166,7 +166,7 @@ impl Engine {
             "Containers": containers,
             "Options": n.options,
             "Labels": n.labels,
-            "berth": {"Bridge": n.bridge.as_str(), "MTU": n.mtu, "ICC": n.icc, "DNS": n.dns},
+            "berth": {"Bridge": n.device().as_str(), "MTU": n.mtu, "ICC": n.icc(), "DNS": n.dns},
         }))
     }
 

@@ -1,12 +1,16 @@
-//! berth-net: the network layer. Today: network modes, port specifications,
-//! the host-mode port check, and network sandboxes (namespaces); the
-//! [`driver::Driver`] interface for bridge/macvlan/overlay networks to come.
+//! berth-net: the network layer: network modes, port specifications, the host-mode port
+//! check, network sandboxes (namespaces), and the network core (manager, drivers, IPAM,
+//! firewall) behind injected kernel seams.
 //!
 //! - [`mode`]: `--network` values ([`NetworkMode`]).
 //! - [`port`]: `80/tcp`-style ports and `--expose` ranges ([`PortSpec`]).
 //! - [`hostport`]: conflicts of declared ports with listening sockets.
 //! - [`sandbox`]: per-container network namespaces ([`Sandbox`]).
-//! - [`driver`]: the driver trait (declaration only).
+//! - [`driver`]: the driver trait and [`driver::AnyDriver`], the one dispatch over drivers.
+//! - [`drivers`]: bridge and macvlan/ipvlan.
+//! - [`netstate`]: per-driver network state and its stored shape.
+//! - [`kernel`]: the [`kernel::Netlink`] seam (and its recording fake, feature `test-support`).
+//! - [`manager`]: the network manager (validate → IPAM → driver → firewall → record).
 //! - [`test_hooks`]: `BERTH_TEST_PAUSE_AT`, where e2e tests stop a command to kill it.
 
 pub mod driver;
@@ -14,9 +18,11 @@ pub mod drivers;
 pub mod firewall;
 pub mod hostport;
 pub mod ipam;
+pub mod kernel;
 pub mod manager;
 pub mod mode;
 pub mod model;
+pub mod netstate;
 pub mod port;
 pub mod ports;
 pub mod records;
@@ -32,6 +38,7 @@ pub use model::{
     parse_publish, DriverName, EndpointState, IfName, ModelError, NetworkName, NetworkState,
     PortMapping, PublishRequest, SubnetConfig, SubnetState,
 };
+pub use netstate::{BridgeState, ChildMode, DriverState, HostShim, ParentLink};
 pub use port::{parse_exposed, PortError, PortSpec, Proto};
 pub use sandbox::{NetNsSpec, Sandbox, SandboxError, SandboxSpec};
 

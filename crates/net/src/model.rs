@@ -10,6 +10,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::netstate::{BridgeState, DriverState, NetworkRecord};
 use crate::port::Proto;
 
 /// Errors of parsing network-model input.
@@ -192,65 +193,62 @@ impl fmt::Display for DriverName {
     }
 }
 
-/// A network as recorded (`networks.config`), after IPAM chose its subnets.
+/// A network as recorded (`networks.config`), after IPAM chose its subnets. Stored in the
+/// shape of [`NetworkRecord`] (unchanged since berth's first macvlan networks).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "NetworkRecord", into = "NetworkRecord")]
 pub struct NetworkState {
     /// 64 hex characters.
     pub id: String,
     /// Unique name.
     pub name: NetworkName,
-    /// Driver.
-    pub driver: DriverName,
     /// IPv4 and (with `ipv6`) IPv6 subnets.
     pub subnets: Vec<SubnetState>,
     /// `--ipv6`.
     pub ipv6: bool,
     /// `--internal`: no egress, no published ports.
     pub internal: bool,
-    /// `com.docker.network.bridge.enable_icc` (default true).
-    pub icc: bool,
     /// Whether the network has embedded DNS (user-defined networks; not the default `bridge`).
     pub dns: bool,
     /// MTU of the bridge and endpoints.
     pub mtu: u32,
-    /// The bridge device (`berth0` for the default network, `br-<id12>` otherwise).
-    pub bridge: IfName,
     /// `--label`s.
     pub labels: BTreeMap<String, String>,
     /// `-o` options as given, for `inspect`.
     pub options: BTreeMap<String, String>,
     /// Creation time, RFC 3339.
     pub created: String,
-    /// The macvlan/ipvlan part (parent, mode, host shim); `None` for other drivers and in
-    /// records written before underlay networks existed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub underlay: Option<UnderlayState>,
+    /// The driver and its part of the network (bridge device, or parent link and mode).
+    pub kind: DriverState,
 }
 
-/// The underlay part of a macvlan or ipvlan network (issue 4), as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnderlayState {
-    /// The parent interface in the namespace berth runs in (`-o parent=`), e.g. `eth0`,
-    /// `eth0.10`, or berth's dummy for a network without a parent.
-    pub parent: IfName,
-    /// berth created the parent (an 802.1q sub-interface or a dummy): it is deleted with the
-    /// last network on it. An existing parent is never touched.
-    pub parent_created: bool,
-    /// The child kind and its mode.
-    pub mode: UnderlayMode,
-    /// The host-side shim of `-o host_access=true`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shim: Option<HostShim>,
-}
+impl NetworkState {
+    /// The network's driver (Docker's `-d`).
+    pub fn driver(&self) -> DriverName {
+        self.kind.driver()
+    }
 
-/// The child link kind of an underlay network and its mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnderlayMode {
-    /// macvlan children (own MAC each).
-    Macvlan(MacvlanMode),
-    /// ipvlan children (the parent's MAC), with mode and flag.
-    Ipvlan(IpvlanMode, IpvlanFlag),
+    /// The network's device in the namespace berth runs in: its bridge, or its parent.
+    pub fn device(&self) -> &IfName {
+        self.kind.device()
+    }
+
+    /// Whether containers of the network may talk to each other (`enable_icc`; always true
+    /// but on a bridge network created with `enable_icc=false`).
+    pub fn icc(&self) -> bool {
+        match &self.kind {
+            DriverState::Bridge(b) => b.icc,
+            _ => true,
+        }
+    }
+
+    /// The bridge part of a bridge network; `None` for other drivers.
+    pub fn bridge(&self) -> Option<&BridgeState> {
+        match &self.kind {
+            DriverState::Bridge(b) => Some(b),
+            _ => None,
+        }
+    }
 }
 
 /// `-o macvlan_mode=` (kernel doc `Documentation/networking/macvlan.rst`); default bridge.
@@ -292,16 +290,6 @@ pub enum IpvlanFlag {
     Private,
     /// Through the external switch.
     Vepa,
-}
-
-/// The host-side macvlan shim (`-o host_access=true`): how the host reaches its own
-/// containers, which the kernel never passes between a parent and its children.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostShim {
-    /// The shim link in the namespace berth runs in (`mh` + 11 hex of the network id).
-    pub ifname: IfName,
-    /// Its addresses (one per subnet, host prefix), recorded as the aux address `host`.
-    pub addresses: Vec<IpAddr>,
 }
 
 /// Looks `s` up in the `(name, value)` table of `-o key=`; the error lists the names.

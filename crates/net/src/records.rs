@@ -89,7 +89,7 @@ pub fn insert_network(tx: &Transaction<'_>, n: &NetworkState) -> Result<(), Reco
         params![
             n.id,
             n.name.as_str(),
-            n.driver.to_string(),
+            n.driver().to_string(),
             serde_json::to_string(n)?,
             n.created
         ],

@@ -8,8 +8,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
 
+use berth_net::driver::Driver;
 use berth_net::drivers::bridge::{host_ifname_for, mac_for, BridgeDriver, BridgeError};
-use berth_net::model::{DriverName, EndpointState, NetworkState, SubnetState};
+use berth_net::kernel::SysNetlink;
+use berth_net::model::{EndpointState, NetworkState, SubnetState};
+use berth_net::netstate::{BridgeState, DriverState};
 use berth_sys::link::{self, Link, LinkError};
 use berth_sys::netns::run_in;
 use berth_sys::route::{self, Route};
@@ -27,21 +30,21 @@ fn network(mtu: u32) -> NetworkState {
     NetworkState {
         id: "a".repeat(64),
         name: "testnet".parse().unwrap(),
-        driver: DriverName::Bridge,
         subnets: vec![
             subnet("10.88.0.0/24", "10.88.0.1"),
             subnet("fd00:88::/64", "fd00:88::1"),
         ],
         ipv6: true,
         internal: false,
-        icc: true,
         dns: true,
         mtu,
-        bridge: "br-test0".parse().unwrap(),
+        kind: DriverState::Bridge(BridgeState {
+            bridge: "br-test0".parse().unwrap(),
+            icc: true,
+        }),
         labels: Default::default(),
         options: Default::default(),
         created: String::new(),
-        underlay: None,
     }
 }
 
@@ -89,7 +92,12 @@ fn create_join_ping_leave_delete() {
     let host = test_netns_or_skip!();
     let sb1 = TestNetns::new().expect("sandbox 1");
     let sb2 = TestNetns::new().expect("sandbox 2");
-    let (d, n, e1, e2) = (BridgeDriver, network(1450), endpoint(1), endpoint(2));
+    let (d, n, e1, e2) = (
+        BridgeDriver::new(&SysNetlink),
+        network(1450),
+        endpoint(1),
+        endpoint(2),
+    );
 
     inside(&host, || {
         d.create_network(&n).unwrap();
@@ -171,8 +179,8 @@ fn create_join_ping_leave_delete() {
     assert!(!ping(&sb2, "10.88.0.2"), "left endpoint still answers");
 
     inside(&host, || {
-        d.delete_network(&n).unwrap();
-        d.delete_network(&n).unwrap(); // idempotent
+        d.delete_network(&n, &[]).unwrap();
+        d.delete_network(&n, &[]).unwrap(); // idempotent
     });
     assert!(matches!(
         link_in(&host, "br-test0"),
@@ -205,7 +213,7 @@ fn veths(ns: &TestNetns) -> Vec<String> {
 fn failed_joins_leave_no_veth() {
     let host = test_netns_or_skip!();
     let sb = TestNetns::new().expect("sandbox");
-    let (d, n) = (BridgeDriver, network(1500));
+    let (d, n) = (BridgeDriver::new(&SysNetlink), network(1500));
     inside(&host, || d.create_network(&n).unwrap());
 
     // A sandbox pin that does not exist.
@@ -252,7 +260,7 @@ fn failed_joins_leave_no_veth() {
 fn rejoin_after_an_interrupted_join_converges() {
     let host = test_netns_or_skip!();
     let sb = TestNetns::new().expect("sandbox");
-    let (d, n, e) = (BridgeDriver, network(1500), endpoint(4));
+    let (d, n, e) = (BridgeDriver::new(&SysNetlink), network(1500), endpoint(4));
     inside(&host, || {
         d.create_network(&n).unwrap();
         // What a crash between veth creation and the move leaves behind.

@@ -10,7 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use berth_net::firewall::{Firewall, NftCommand, NftFirewall, NftRunner};
-use berth_net::{DriverName, EndpointState, NetworkState, PortMapping, Proto, SubnetState};
+use berth_net::{
+    BridgeState, DriverState, EndpointState, NetworkState, PortMapping, Proto, SubnetState,
+};
 use berth_sys::netns::run_in;
 use berth_sys::test_netns_or_skip;
 use berth_sys::testing::TestNetns;
@@ -33,7 +35,6 @@ fn network(name: &str, bridge: &str, subnet: &str) -> NetworkState {
     NetworkState {
         id: format!("{name:0<64}"),
         name: name.parse().unwrap(),
-        driver: DriverName::Bridge,
         subnets: vec![SubnetState {
             subnet,
             gateway: subnet.hosts().next().unwrap(),
@@ -42,14 +43,15 @@ fn network(name: &str, bridge: &str, subnet: &str) -> NetworkState {
         }],
         ipv6: subnet.addr().is_ipv6(),
         internal: false,
-        icc: true,
         dns: true,
         mtu: 1500,
-        bridge: bridge.parse().unwrap(),
+        kind: DriverState::Bridge(BridgeState {
+            bridge: bridge.parse().unwrap(),
+            icc: true,
+        }),
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
         created: "2024-01-01T00:00:00Z".to_string(),
-        underlay: None,
     }
 }
 
@@ -98,7 +100,10 @@ fn network_and_endpoint_apply_and_remove_exactly_their_elements() {
     skip_without_nft!();
     let fw = firewall(&ns);
     let mut web = network("web", "br-web", "172.18.0.0/16");
-    web.icc = false;
+    web.kind = DriverState::Bridge(BridgeState {
+        bridge: web.device().clone(),
+        icc: false,
+    });
     web.subnets
         .extend(network("x", "br-x", "fd00:1::/64").subnets);
     let other = network("other", "br-other", "172.19.0.0/16");
@@ -378,7 +383,10 @@ fn published_port_works_from_every_origin_and_networks_are_isolated() {
 
     let fw = firewall(&host);
     let mut n1 = network("t1", "br-t1", "172.30.0.0/24");
-    n1.icc = false;
+    n1.kind = DriverState::Bridge(BridgeState {
+        bridge: n1.device().clone(),
+        icc: false,
+    });
     let n2 = network("t2", "br-t2", "172.31.0.0/24");
     let ports = vec![
         port(None, 8080, 80, Proto::Tcp),

@@ -224,7 +224,7 @@ pub fn network(mut engine: Engine, c: NetworkCommand) -> CmdResult {
                 rows.push([
                     id,
                     n.name.to_string(),
-                    n.driver.to_string(),
+                    n.driver().to_string(),
                     "local".to_string(),
                 ]);
             }

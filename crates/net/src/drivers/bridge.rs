@@ -5,7 +5,7 @@
 //!
 //! Host-side work happens in the calling thread's network namespace (the one
 //! berth runs in); sandbox-side work on a dedicated thread inside the sandbox
-//! (`berth_sys::netns::run_in`). NAT, isolation and published ports are the
+//! ([`Netlink::run_in`]). NAT, isolation and published ports are the
 //! firewall's, not this driver's.
 //!
 //! Sources: kernel doc `Documentation/networking/bridge.rst` (bridge ports,
@@ -13,19 +13,18 @@
 //! `route_localnet`, IPv6 `forwarding`), moby `libnetwork/netutils`
 //! (`GenerateMACFromIP`: `02:42` + the IPv4 address).
 
-use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use berth_sys::link::{self, LinkError, MacAddr};
-use berth_sys::netns::{self, NetNsError};
-use berth_sys::route::{self, RouteError};
-use berth_sys::sysctl::{self, SysctlError};
+use berth_sys::link::{LinkError, MacAddr};
+use berth_sys::netns::NetNsError;
+use berth_sys::route::RouteError;
+use berth_sys::sysctl::SysctlError;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::driver::{Driver, DriverKind};
+use crate::driver::Driver;
+use crate::kernel::{in_netns, Netlink, SandboxNs};
 use crate::model::{EndpointState, IfName, NetworkState};
 
 /// Errors of the bridge driver; each names the network or endpoint and keeps
@@ -114,6 +113,14 @@ pub enum BridgeError {
         #[source]
         source: Box<RouteError>,
     },
+    /// A step failed and so did its undo (deleting the half-made veth).
+    #[error("{error}; undoing it failed too: {undo}")]
+    Undo {
+        /// The step's failure.
+        error: Box<BridgeError>,
+        /// The undo's failure.
+        undo: Box<BridgeError>,
+    },
 }
 
 impl BridgeError {
@@ -131,6 +138,7 @@ impl BridgeError {
             },
             Self::OpenNetns { source, .. } => source.raw_os_error(),
             Self::SandboxRoute { source, .. } => source.errno(),
+            Self::Undo { error, .. } => error.errno(),
         }
     }
 }
@@ -190,12 +198,29 @@ fn default_gateways(network: &NetworkState, endpoint: &EndpointState) -> Vec<(Ip
 }
 
 /// The bridge driver. Stateless: everything it needs is in the
-/// [`NetworkState`] and [`EndpointState`] it is given.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct BridgeDriver;
+/// [`NetworkState`] and [`EndpointState`] it is given; kernel work goes through its
+/// [`Netlink`] handle.
+#[derive(Clone, Copy)]
+pub struct BridgeDriver<'a> {
+    nl: &'a dyn Netlink,
+}
 
-impl BridgeDriver {
-    /// Creates the network's bridge `network.bridge` with `network.mtu`, gives
+impl<'a> BridgeDriver<'a> {
+    /// The driver, acting through `nl`.
+    pub fn new(nl: &'a dyn Netlink) -> Self {
+        Self { nl }
+    }
+
+    /// The network's bridge device.
+    fn bridge(network: &NetworkState) -> &str {
+        network.device().as_str()
+    }
+}
+
+impl Driver for BridgeDriver<'_> {
+    type Error = BridgeError;
+
+    /// Creates the network's bridge with `network.mtu`, gives
     /// it each subnet's gateway with the subnet's prefix length, sets the
     /// forwarding sysctls and brings it up, all in the calling thread's
     /// namespace. Sysctls: `net.ipv4.ip_forward=1`,
@@ -208,18 +233,18 @@ impl BridgeDriver {
     /// Errors: [`BridgeError::Host`] (e.g. `EEXIST`-kind `NotBridge` when the
     /// name is taken by another link kind), [`BridgeError::Gateway`],
     /// [`BridgeError::Sysctl`].
-    pub fn create_network(&self, network: &NetworkState) -> Result<(), BridgeError> {
-        let br = network.bridge.as_str();
+    fn create_network(&self, network: &NetworkState) -> Result<(), BridgeError> {
+        let br = Self::bridge(network);
         let host = |source| BridgeError::Host {
             network: network.name.to_string(),
             source,
         };
-        link::create_bridge(br, network.mtu).map_err(host)?;
+        self.nl.create_bridge(br, network.mtu).map_err(host)?;
         // A fixed MAC: without one a bridge takes the lowest MAC of its ports and changes it as
         // containers come and go, and every container's ARP entry for the gateway goes stale
         // (~25 s without DNS or egress). Setting it also stops the kernel from following ports
         // (net/bridge/br_stp_if.c, `addr_assign_type` NET_ADDR_SET).
-        link::set_mac(br, bridge_mac(&network.id)).map_err(host)?;
+        self.nl.set_mac(br, bridge_mac(&network.id)).map_err(host)?;
         for s in &network.subnets {
             let gw = IpNet::new(s.gateway, s.subnet.prefix_len())
                 .ok()
@@ -229,18 +254,23 @@ impl BridgeDriver {
                     gateway: s.gateway,
                     subnet: s.subnet,
                 })?;
-            link::add_address(br, gw).map_err(host)?;
+            self.nl.add_address(br, gw).map_err(host)?;
         }
-        set_forwarding(network)?;
-        link::set_up(br).map_err(host)
+        set_forwarding(self.nl, network)?;
+        self.nl.set_up(br).map_err(host)
     }
 
     /// Deletes the network's bridge; a missing bridge is success. Any veth
     /// still enslaved is released (not deleted) by the kernel.
     ///
     /// Errors: [`BridgeError::Host`].
-    pub fn delete_network(&self, network: &NetworkState) -> Result<(), BridgeError> {
-        link::delete_link(network.bridge.as_str()).map_err(|source| BridgeError::Host {
+    fn delete_network(
+        &self,
+        network: &NetworkState,
+        _others: &[NetworkState],
+    ) -> Result<(), BridgeError> {
+        let br = Self::bridge(network);
+        self.nl.delete_link(br).map_err(|source| BridgeError::Host {
             network: network.name.to_string(),
             source,
         })
@@ -263,7 +293,7 @@ impl BridgeDriver {
     /// [`BridgeError::SandboxLink`] (`EEXIST`: the sandbox already has
     /// `endpoint.ifname`), [`BridgeError::SandboxRoute`] (`EEXIST`: it already
     /// has a default route).
-    pub fn join(
+    fn join(
         &self,
         network: &NetworkState,
         endpoint: &EndpointState,
@@ -279,21 +309,29 @@ impl BridgeDriver {
             ifname: endpoint.ifname.to_string(),
             source,
         })?;
-        link::delete_link(host_if).map_err(host)?;
-        let ns_file = File::open(netns).map_err(|source| BridgeError::OpenNetns {
+        self.nl.delete_link(host_if).map_err(host)?;
+        let ns_file = SandboxNs::open(netns).map_err(|source| BridgeError::OpenNetns {
             netns: netns.to_path_buf(),
             source,
         })?;
         // The sandbox end is born in the sandbox under a temporary name (the final one could
         // be taken by a leftover of a crashed join; rename settles it).
         let peer = peer_ifname_for(&endpoint.id);
-        link::create_veth_into(host_if, &peer, network.mtu, ns_file.as_fd()).map_err(host)?;
-        let wired = wire(network, endpoint, &peer, mac, netns, default_route);
-        if wired.is_err() {
+        self.nl
+            .create_veth_into(host_if, &peer, network.mtu, &ns_file)
+            .map_err(host)?;
+        let wired = wire(self.nl, network, endpoint, &peer, mac, netns, default_route);
+        if let Err(e) = wired {
             // Deleting one end of a veth pair deletes the other, in any namespace.
-            let _ = link::delete_link(host_if);
+            return match self.nl.delete_link(host_if) {
+                Ok(()) => Err(e),
+                Err(undo) => Err(BridgeError::Undo {
+                    error: Box::new(e),
+                    undo: Box::new(host(undo)),
+                }),
+            };
         }
-        wired
+        Ok(())
     }
 
     /// Detaches `endpoint`: deletes the host end of its veth pair, which
@@ -301,16 +339,18 @@ impl BridgeDriver {
     /// success (already left, or the sandbox is gone and took the pair).
     ///
     /// Errors: [`BridgeError::Host`].
-    pub fn leave(
+    fn leave(
         &self,
         network: &NetworkState,
         endpoint: &EndpointState,
         _netns: &Path,
     ) -> Result<(), BridgeError> {
-        link::delete_link(endpoint.host_ifname.as_str()).map_err(|source| BridgeError::Host {
-            network: network.name.to_string(),
-            source,
-        })
+        self.nl
+            .delete_link(endpoint.host_ifname.as_str())
+            .map_err(|source| BridgeError::Host {
+                network: network.name.to_string(),
+                source,
+            })
     }
 }
 
@@ -330,16 +370,17 @@ pub fn bridge_mac(network_id: &str) -> MacAddr {
 }
 
 /// The forwarding sysctls of [`BridgeDriver::create_network`].
-fn set_forwarding(network: &NetworkState) -> Result<(), BridgeError> {
+fn set_forwarding(nl: &dyn Netlink, network: &NetworkState) -> Result<(), BridgeError> {
     let err = |source| BridgeError::Sysctl {
         network: network.name.to_string(),
         source,
     };
-    sysctl::set("net/ipv4/ip_forward", "1").map_err(err)?;
-    let localnet = format!("net/ipv4/conf/{}/route_localnet", network.bridge);
-    sysctl::set(&localnet, "1").map_err(err)?;
+    nl.set_sysctl("net/ipv4/ip_forward", "1").map_err(err)?;
+    let localnet = format!("net/ipv4/conf/{}/route_localnet", network.device());
+    nl.set_sysctl(&localnet, "1").map_err(err)?;
     if network.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
-        sysctl::set("net/ipv6/conf/all/forwarding", "1").map_err(err)?;
+        nl.set_sysctl("net/ipv6/conf/all/forwarding", "1")
+            .map_err(err)?;
     }
     Ok(())
 }
@@ -347,6 +388,7 @@ fn set_forwarding(network: &NetworkState) -> Result<(), BridgeError> {
 /// Join after the veth exists: host end onto the bridge, peer into the sandbox
 /// and configured there.
 fn wire(
+    nl: &dyn Netlink,
     network: &NetworkState,
     endpoint: &EndpointState,
     peer: &str,
@@ -359,16 +401,17 @@ fn wire(
         network: network.name.to_string(),
         source,
     };
-    link::set_master(host_if, network.bridge.as_str()).map_err(host)?;
-    link::set_bridge_port_hairpin(host_if, true).map_err(host)?;
-    link::set_up(host_if).map_err(host)?;
+    nl.set_master(host_if, network.device().as_str())
+        .map_err(host)?;
+    nl.set_hairpin(host_if, true).map_err(host)?;
+    nl.set_up(host_if).map_err(host)?;
     let gateways = if default_route {
         default_gateways(network, endpoint)
     } else {
         Vec::new()
     };
-    netns::run_in(netns, || {
-        configure_sandbox_end(endpoint, peer, mac, netns, &gateways)
+    in_netns(nl, netns, || {
+        configure_sandbox_end(nl, endpoint, peer, mac, netns, &gateways)
     })
     .map_err(|source| BridgeError::Netns {
         netns: netns.to_path_buf(),
@@ -379,6 +422,7 @@ fn wire(
 /// Runs inside the sandbox: rename, MAC, addresses, up, default routes. The
 /// MTU was set when the pair was created.
 fn configure_sandbox_end(
+    nl: &dyn Netlink,
     endpoint: &EndpointState,
     peer: &str,
     mac: MacAddr,
@@ -391,65 +435,29 @@ fn configure_sandbox_end(
         netns: netns.to_path_buf(),
         source: Box::new(source),
     };
-    link::rename(peer, ifname).map_err(sandbox)?;
-    link::set_mac(ifname, mac).map_err(sandbox)?;
+    nl.rename(peer, ifname).map_err(sandbox)?;
+    nl.set_mac(ifname, mac).map_err(sandbox)?;
     for addr in &endpoint.addresses {
-        link::add_address(ifname, *addr).map_err(sandbox)?;
+        nl.add_address(ifname, *addr).map_err(sandbox)?;
     }
-    link::set_up(ifname).map_err(sandbox)?;
+    nl.set_up(ifname).map_err(sandbox)?;
     for (dst, gw) in gateways {
-        route::add_route(*dst, Some(*gw), Some(ifname)).map_err(|source| {
-            BridgeError::SandboxRoute {
+        nl.add_route(*dst, Some(*gw), Some(ifname))
+            .map_err(|source| BridgeError::SandboxRoute {
                 ifname: ifname.to_string(),
                 netns: netns.to_path_buf(),
                 source: Box::new(source),
-            }
-        })?;
+            })?;
     }
     Ok(())
-}
-
-impl Driver for BridgeDriver {
-    type Network = NetworkState;
-    type Endpoint = EndpointState;
-    type Error = BridgeError;
-
-    fn kind(&self) -> DriverKind {
-        DriverKind::Bridge
-    }
-
-    fn create_network(&self, network: &NetworkState) -> Result<(), BridgeError> {
-        BridgeDriver::create_network(self, network)
-    }
-
-    fn delete_network(&self, network: &NetworkState) -> Result<(), BridgeError> {
-        BridgeDriver::delete_network(self, network)
-    }
-
-    fn join(
-        &self,
-        network: &NetworkState,
-        endpoint: &EndpointState,
-        netns: &Path,
-        default_route: bool,
-    ) -> Result<(), BridgeError> {
-        BridgeDriver::join(self, network, endpoint, netns, default_route)
-    }
-
-    fn leave(
-        &self,
-        network: &NetworkState,
-        endpoint: &EndpointState,
-        netns: &Path,
-    ) -> Result<(), BridgeError> {
-        BridgeDriver::leave(self, network, endpoint, netns)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DriverName, SubnetState};
+    use crate::kernel::SysNetlink;
+    use crate::model::SubnetState;
+    use crate::netstate::{BridgeState, DriverState};
 
     #[test]
     fn mac_is_02_42_then_the_ipv4_address() {
@@ -469,7 +477,6 @@ mod tests {
         NetworkState {
             id: "f".repeat(64),
             name: "n1".parse().unwrap(),
-            driver: DriverName::Bridge,
             subnets: subnets
                 .iter()
                 .map(|(s, g)| SubnetState {
@@ -481,14 +488,15 @@ mod tests {
                 .collect(),
             ipv6: false,
             internal: false,
-            icc: true,
             dns: true,
             mtu: 1500,
-            bridge: "br-test".parse().unwrap(),
+            kind: DriverState::Bridge(BridgeState {
+                bridge: "br-test".parse().unwrap(),
+                icc: true,
+            }),
             labels: Default::default(),
             options: Default::default(),
             created: String::new(),
-            underlay: None,
         }
     }
 
@@ -526,7 +534,7 @@ mod tests {
     fn a_bad_mac_fails_before_anything_is_created() {
         let mut ep = endpoint(&["10.88.0.2/24"]);
         ep.mac = "not-a-mac".into();
-        let err = BridgeDriver
+        let err = BridgeDriver::new(&SysNetlink)
             .join(
                 &network(&[("10.88.0.0/24", "10.88.0.1")]),
                 &ep,

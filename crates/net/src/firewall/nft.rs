@@ -251,7 +251,7 @@ fn items(el: &Element) -> Vec<(SetName, Item)> {
             SetName::Internal,
             plain(quoted(bridge.as_str()), net_comment(network.as_str())),
         )],
-        Element::Nat {
+        Element::Masquerade {
             network,
             bridge,
             subnet,

@@ -125,7 +125,7 @@ pub enum Element {
     /// Masquerade for one subnet of a non-internal network: traffic from `subnet` leaving by an
     /// interface that is not a berth bridge (egress), and DNAT'ed traffic from `subnet` going
     /// back out `bridge` (hairpin: without it the reply would bypass the host's conntrack).
-    Nat {
+    Masquerade {
         /// The network.
         network: NetworkName,
         /// Its bridge device.
@@ -233,9 +233,9 @@ pub fn generation(networks: &[NetworkState]) -> u32 {
             format!(
                 "{} {} internal={} icc={} {}",
                 n.id,
-                n.bridge,
+                n.device(),
                 n.internal,
-                n.icc,
+                n.icc(),
                 subnets.join(",")
             )
         })
@@ -298,22 +298,22 @@ pub fn reconcile(networks: &[NetworkState], endpoints: &[EndpointState]) -> Plan
 pub fn network_elements(net: &NetworkState) -> Vec<Element> {
     let mut out = vec![Element::Bridge {
         network: net.name.clone(),
-        bridge: net.bridge.clone(),
+        bridge: net.device().clone(),
     }];
     out.extend(net.subnets.iter().map(|s| Element::Gateway {
         network: net.name.clone(),
-        bridge: net.bridge.clone(),
+        bridge: net.device().clone(),
         gateway: s.gateway,
     }));
     if net.internal {
         out.push(Element::Internal {
             network: net.name.clone(),
-            bridge: net.bridge.clone(),
+            bridge: net.device().clone(),
         });
     } else {
-        out.extend(net.subnets.iter().map(|s| Element::Nat {
+        out.extend(net.subnets.iter().map(|s| Element::Masquerade {
             network: net.name.clone(),
-            bridge: net.bridge.clone(),
+            bridge: net.device().clone(),
             subnet: s.subnet.trunc(),
         }));
     }
@@ -327,7 +327,7 @@ pub fn endpoint_elements(
     ep: &EndpointState,
 ) -> Vec<Result<Element, PlanError>> {
     let mut out = Vec::new();
-    if !net.icc {
+    if !net.icc() {
         out.push(Ok(Element::NoIcc {
             network: net.name.clone(),
             container: ep.container_id.clone(),
@@ -401,7 +401,7 @@ impl fmt::Display for Element {
         match self {
             Element::Bridge { network, bridge } => write!(f, "bridge {bridge} net={network}"),
             Element::Internal { network, bridge } => write!(f, "internal {bridge} net={network}"),
-            Element::Nat {
+            Element::Masquerade {
                 network,
                 bridge,
                 subnet,

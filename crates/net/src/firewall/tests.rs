@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use super::nft::render;
 use super::plan::{self, Element, Plan};
 use super::{Firewall, NftFirewall, PlanError, RecordingRunner};
-use crate::model::{DriverName, EndpointState, NetworkState, PortMapping, SubnetState};
+use crate::model::{EndpointState, NetworkState, PortMapping, SubnetState};
+use crate::netstate::{BridgeState, DriverState};
 use crate::port::Proto;
 
 fn network(name: &str, bridge: &str, subnets: &[&str]) -> NetworkState {
     NetworkState {
         id: format!("{name:0>64}"),
         name: name.parse().unwrap(),
-        driver: DriverName::Bridge,
         subnets: subnets
             .iter()
             .map(|s| {
@@ -28,14 +28,15 @@ fn network(name: &str, bridge: &str, subnets: &[&str]) -> NetworkState {
             .collect(),
         ipv6: subnets.iter().any(|s| s.contains(':')),
         internal: false,
-        icc: true,
         dns: true,
         mtu: 1500,
-        bridge: bridge.parse().unwrap(),
+        kind: DriverState::Bridge(BridgeState {
+            bridge: bridge.parse().unwrap(),
+            icc: true,
+        }),
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
         created: "2024-01-01T00:00:00Z".to_string(),
-        underlay: None,
     }
 }
 
@@ -114,7 +115,10 @@ fn plan_of_an_internal_network_has_no_egress_and_refuses_ports() {
 #[test]
 fn plan_of_an_endpoint_with_every_kind_of_port() {
     let mut net = network("web", "br-web", &["172.18.0.0/16", "fd00:1::/64"]);
-    net.icc = false;
+    net.kind = DriverState::Bridge(BridgeState {
+        bridge: net.device().clone(),
+        icc: false,
+    });
     let ep = endpoint(
         &net,
         "a1",
@@ -193,7 +197,10 @@ fn render_add_network_is_base_plus_its_elements() {
 fn render_internal_and_icc_off() {
     let mut net = network("sealed", "br-sealed", &["10.5.0.0/24"]);
     net.internal = true;
-    net.icc = false;
+    net.kind = DriverState::Bridge(BridgeState {
+        bridge: net.device().clone(),
+        icc: false,
+    });
     let mut plan = plan::add_network(&net, 7);
     plan.generation = None;
     plan.base = false;
@@ -242,7 +249,10 @@ add element inet berth pub6_addr {{ 2001:db8::1 . sctp . 8443 {c} : fd00:1::2 . 
 #[test]
 fn render_removals_add_then_delete_exactly_the_keys() {
     let mut net = network("web", "br-web", &["172.18.0.0/16"]);
-    net.icc = false;
+    net.kind = DriverState::Bridge(BridgeState {
+        bridge: net.device().clone(),
+        icc: false,
+    });
     let ep = endpoint(
         &net,
         "a1",

@@ -11,7 +11,8 @@ use berth_store::Store;
 use ipnet::IpNet;
 
 use super::{allocate, release, IpamError};
-use crate::model::{DriverName, NetworkState, SubnetState};
+use crate::model::{NetworkState, SubnetState};
+use crate::netstate::{BridgeState, DriverState};
 
 const NET_ID: &str = "n0000000000000000000000000000000000000000000000000000000000000001";
 
@@ -44,18 +45,18 @@ fn network(subnets: Vec<SubnetState>) -> NetworkState {
     NetworkState {
         id: NET_ID.to_string(),
         name: "frontend".parse().unwrap(),
-        driver: DriverName::Bridge,
         ipv6: subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
         subnets,
         internal: false,
-        icc: true,
         dns: true,
         mtu: 1500,
-        bridge: "br-n00000000000".parse().unwrap(),
+        kind: DriverState::Bridge(BridgeState {
+            bridge: "br-n00000000000".parse().unwrap(),
+            icc: true,
+        }),
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
         created: "2024-01-01T00:00:00Z".to_string(),
-        underlay: None,
     }
 }
 

@@ -8,6 +8,9 @@
 //!   "IPAM"); the table's primary key `(network_id, address)` makes a double allocation
 //!   impossible even across processes.
 //!
+//! The network manager reaches both through the [`Ipam`] seam: [`LocalIpam`] is the
+//! single-host allocator above; an overlay brings one backed by the cluster store.
+//!
 //! Prefix lengths accepted for a subnet: IPv4 /8 to /30 (a /30 still holds a gateway and one
 //! container; anything shorter than /8 is surely a typo), IPv6 /64 to /126 (a /64 is the usual
 //! IPv6 link, a /126 the smallest holding the anycast address, a gateway and two containers).
@@ -17,13 +20,87 @@ mod pool;
 mod span;
 mod subnet;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use berth_store::rusqlite::Transaction;
 use ipnet::IpNet;
+
+use crate::model::{NetworkState, SubnetConfig, SubnetState};
 
 pub use alloc::{allocate, release};
 pub use pool::default_pools;
 pub use subnet::choose_subnets;
+
+/// Address management as the network manager sees it: subnets for a new network, addresses
+/// for an endpoint inside the manager's store transaction, and their release.
+pub trait Ipam {
+    /// The subnets of a new network (see [`choose_subnets`]).
+    ///
+    /// Errors: [`IpamError`] for invalid or overlapping requests, or exhausted pools.
+    fn choose_subnets(
+        &self,
+        requested: &[SubnetConfig],
+        ipv6: bool,
+        taken: &[Taken],
+    ) -> Result<Vec<SubnetState>, IpamError>;
+
+    /// Addresses for endpoint `endpoint_id` on `network` (see [`allocate`]).
+    ///
+    /// Errors: [`IpamError`] when a wanted address is taken or the range is full.
+    fn allocate(
+        &self,
+        tx: &Transaction<'_>,
+        network: &NetworkState,
+        endpoint_id: &str,
+        want_v4: Option<Ipv4Addr>,
+        want_v6: Option<Ipv6Addr>,
+    ) -> Result<Vec<IpNet>, IpamError>;
+
+    /// Releases the addresses of endpoint `endpoint_id`; returns how many there were.
+    ///
+    /// Errors: [`IpamError`] when the store fails.
+    fn release(
+        &self,
+        tx: &Transaction<'_>,
+        network_id: &str,
+        endpoint_id: &str,
+    ) -> Result<usize, IpamError>;
+}
+
+/// The single-host allocator: Docker's default pools and the store's `ipam_allocations`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalIpam;
+
+impl Ipam for LocalIpam {
+    fn choose_subnets(
+        &self,
+        requested: &[SubnetConfig],
+        ipv6: bool,
+        taken: &[Taken],
+    ) -> Result<Vec<SubnetState>, IpamError> {
+        choose_subnets(requested, ipv6, taken)
+    }
+
+    fn allocate(
+        &self,
+        tx: &Transaction<'_>,
+        network: &NetworkState,
+        endpoint_id: &str,
+        want_v4: Option<Ipv4Addr>,
+        want_v6: Option<Ipv6Addr>,
+    ) -> Result<Vec<IpNet>, IpamError> {
+        allocate(tx, network, endpoint_id, want_v4, want_v6)
+    }
+
+    fn release(
+        &self,
+        tx: &Transaction<'_>,
+        network_id: &str,
+        endpoint_id: &str,
+    ) -> Result<usize, IpamError> {
+        release(tx, network_id, endpoint_id)
+    }
+}
 
 /// Something already using addresses on the host, which a new network must not overlap.
 ///

@@ -1,28 +1,30 @@
-//! Unit tests of the underlay drivers' pure parts: options, sharing rules, parent checks,
+//! Unit tests of the macvlan/ipvlan driver's pure parts: options, sharing rules, parent checks,
 //! default routes, names.
 
 use super::*;
+use crate::kernel::SysNetlink;
 use crate::model::SubnetState;
+use crate::netstate::DriverState;
 
-fn opts(driver: DriverName, kv: &[(&str, &str)]) -> Result<UnderlayOptions, UnderlayError> {
+fn opts(driver: DriverName, kv: &[(&str, &str)]) -> Result<MacvlanOptions, MacvlanError> {
     let map = kv
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    UnderlayOptions::parse(driver, "n1", &map)
+    MacvlanOptions::parse(driver, "n1", &map)
 }
 
 #[test]
 fn options_default_to_docker_modes() {
     let o = opts(DriverName::Macvlan, &[("parent", "eth0")]).unwrap();
     assert_eq!(o.parent.unwrap().as_str(), "eth0");
-    assert_eq!(o.mode, UnderlayMode::Macvlan(MacvlanMode::Bridge));
+    assert_eq!(o.mode, ChildMode::Macvlan(MacvlanMode::Bridge));
     assert!(!o.host_access);
     let o = opts(DriverName::Ipvlan, &[]).unwrap();
     assert_eq!(o.parent, None);
     assert_eq!(
         o.mode,
-        UnderlayMode::Ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge)
+        ChildMode::Ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge)
     );
 }
 
@@ -39,7 +41,7 @@ fn options_parse_modes_flags_and_host_access() {
     .unwrap();
     assert_eq!(
         o.mode,
-        UnderlayMode::Ipvlan(IpvlanMode::L3s, IpvlanFlag::Private)
+        ChildMode::Ipvlan(IpvlanMode::L3s, IpvlanFlag::Private)
     );
     let o = opts(
         DriverName::Macvlan,
@@ -49,7 +51,7 @@ fn options_parse_modes_flags_and_host_access() {
         ],
     )
     .unwrap();
-    assert_eq!(o.mode, UnderlayMode::Macvlan(MacvlanMode::Passthru));
+    assert_eq!(o.mode, ChildMode::Macvlan(MacvlanMode::Passthru));
     assert_eq!(o.mtu, Some(1400));
     assert!(
         opts(DriverName::Macvlan, &[("host_access", "true")])
@@ -113,14 +115,10 @@ fn vlan_parents_and_generated_names() {
     assert_eq!(shim_ifname_for(&id).as_str(), "mh0123456789a");
 }
 
-fn network(name: &str, mode: UnderlayMode, parent: &str) -> NetworkState {
+fn network(name: &str, mode: ChildMode, parent: &str) -> NetworkState {
     NetworkState {
         id: "f".repeat(64),
         name: name.parse().unwrap(),
-        driver: match mode {
-            UnderlayMode::Macvlan(_) => DriverName::Macvlan,
-            UnderlayMode::Ipvlan(..) => DriverName::Ipvlan,
-        },
         subnets: vec![SubnetState {
             subnet: "192.168.50.0/24".parse().unwrap(),
             gateway: "192.168.50.1".parse().unwrap(),
@@ -129,31 +127,31 @@ fn network(name: &str, mode: UnderlayMode, parent: &str) -> NetworkState {
         }],
         ipv6: false,
         internal: false,
-        icc: true,
         dns: false,
         mtu: 1500,
-        bridge: parent.parse().unwrap(),
         labels: Default::default(),
         options: Default::default(),
         created: String::new(),
-        underlay: Some(UnderlayState {
-            parent: parent.parse().unwrap(),
-            parent_created: false,
+        kind: DriverState::child(
+            ParentLink {
+                parent: parent.parse().unwrap(),
+                parent_created: false,
+                shim: None,
+            },
             mode,
-            shim: None,
-        }),
+        ),
     }
 }
 
 #[test]
 fn sharing_rules_name_the_other_network() {
-    let mv = UnderlayMode::Macvlan(MacvlanMode::Bridge);
-    let pt = UnderlayMode::Macvlan(MacvlanMode::Passthru);
-    let iv = UnderlayMode::Ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge);
+    let mv = ChildMode::Macvlan(MacvlanMode::Bridge);
+    let pt = ChildMode::Macvlan(MacvlanMode::Passthru);
+    let iv = ChildMode::Ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge);
     let nic: IfName = "nicA".parse().unwrap();
     let others = [network("lan", mv, "nicA"), network("other", iv, "nicB")];
     assert!(check_sharing(&nic, mv, &others).is_ok());
-    assert!(check_sharing(&nic, UnderlayMode::Macvlan(MacvlanMode::Private), &others).is_ok());
+    assert!(check_sharing(&nic, ChildMode::Macvlan(MacvlanMode::Private), &others).is_ok());
     let e = check_sharing(&nic, iv, &others).unwrap_err().to_string();
     assert!(
         e.contains("macvlan network lan") && e.contains("macvlan and ipvlan"),
@@ -206,7 +204,7 @@ fn loopback_is_no_parent() {
 
 #[test]
 fn default_routes_use_the_gateway_except_in_l3_modes() {
-    let mut n = network("lan", UnderlayMode::Macvlan(MacvlanMode::Bridge), "nicA");
+    let mut n = network("lan", ChildMode::Macvlan(MacvlanMode::Bridge), "nicA");
     let ep = EndpointState {
         id: "e".repeat(64),
         network_id: n.id.clone(),
@@ -221,15 +219,21 @@ fn default_routes_use_the_gateway_except_in_l3_modes() {
     let any: IpNet = "0.0.0.0/0".parse().unwrap();
     let gw: IpAddr = "192.168.50.1".parse().unwrap();
     assert_eq!(default_routes(&n, &ep), vec![(any, Some(gw))]);
-    n.underlay.as_mut().unwrap().mode = UnderlayMode::Ipvlan(IpvlanMode::L3, IpvlanFlag::Bridge);
+    n.kind = DriverState::child(
+        n.kind.parent_link().unwrap().0.clone(),
+        ChildMode::Ipvlan(IpvlanMode::L3, IpvlanFlag::Bridge),
+    );
     assert_eq!(default_routes(&n, &ep), vec![(any, None)]);
-    n.underlay.as_mut().unwrap().mode = UnderlayMode::Ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge);
+    n.kind = DriverState::child(
+        n.kind.parent_link().unwrap().0.clone(),
+        ChildMode::Ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge),
+    );
     assert_eq!(default_routes(&n, &ep), vec![(any, Some(gw))]);
 }
 
 #[test]
 fn a_bad_mac_fails_before_anything_is_created() {
-    let n = network("lan", UnderlayMode::Macvlan(MacvlanMode::Bridge), "nicA");
+    let n = network("lan", ChildMode::Macvlan(MacvlanMode::Bridge), "nicA");
     let ep = EndpointState {
         id: "e".repeat(64),
         network_id: n.id.clone(),
@@ -241,8 +245,8 @@ fn a_bad_mac_fails_before_anything_is_created() {
         aliases: vec![],
         ports: vec![],
     };
-    let e = UnderlayDriver
+    let e = MacvlanDriver::new(&SysNetlink)
         .join(&n, &ep, Path::new("/nonexistent"), true)
         .unwrap_err();
-    assert!(matches!(e, UnderlayError::Mac { .. }), "{e}");
+    assert!(matches!(e, MacvlanError::Mac { .. }), "{e}");
 }

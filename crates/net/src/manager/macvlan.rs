@@ -1,33 +1,30 @@
 //! The network manager's macvlan/ipvlan part (issue 4): `network create -d macvlan|ipvlan`
 //! (options, parent checks and preparation, subnets, the host shim's address) and the
-//! endpoint checks those networks need. Underlay networks get no firewall rules and no
+//! endpoint checks those networks need. These networks get no firewall rules and no
 //! embedded DNS: their gateway is an external router, where berth cannot listen.
 
 use std::net::IpAddr;
 
-use berth_sys::link::{self, Addr};
+use berth_sys::link::Addr;
 use ipnet::IpNet;
 
-use super::{new_id, Manager, ManagerError, NetworkCreateRequest};
-use crate::drivers::underlay::{self, UnderlayOptions, SHIM_AUX};
-use crate::ipam::{self, Taken};
-use crate::model::{
-    HostShim, IfName, MacvlanMode, NetworkState, SubnetState, UnderlayMode, UnderlayState,
-};
+use super::{new_id, rolled_back, EndpointRequest, Manager, ManagerError, NetworkCreateRequest};
+use crate::drivers::macvlan::{self, MacvlanDriver, MacvlanOptions, SHIM_AUX};
+use crate::ipam::Taken;
+use crate::model::{IfName, MacvlanMode, NetworkState, SubnetState};
+use crate::netstate::{ChildMode, DriverState, HostShim, ParentLink};
 use crate::records::{self, RecordError};
-
-use super::EndpointRequest;
 
 impl Manager<'_> {
     /// `network create -d macvlan|ipvlan`: options, sharing rules against other networks,
     /// the parent (checked, or an 802.1q/dummy parent created), subnets (overlapping only
     /// other networks: the subnet is usually the parent's own segment), then record and shim.
     /// A parent created here is deleted again if a later step fails.
-    pub(super) fn create_underlay(
+    pub(super) fn create_parent_network(
         &mut self,
         req: NetworkCreateRequest,
     ) -> Result<NetworkState, ManagerError> {
-        let opts = UnderlayOptions::parse(req.driver, req.name.as_str(), &req.options)?;
+        let opts = MacvlanOptions::parse(req.driver, req.name.as_str(), &req.options)?;
         match records::lookup_network(self.store.conn(), req.name.as_str()) {
             Ok(_) => return Err(RecordError::NameInUse(req.name.to_string()).into()),
             Err(RecordError::NoSuchNetwork(_)) => {}
@@ -38,39 +35,47 @@ impl Manager<'_> {
         let dummy = req.internal || opts.parent.is_none();
         let parent = match &opts.parent {
             Some(p) if !dummy => p.clone(),
-            _ => underlay::dummy_parent_for(&id),
+            _ => macvlan::dummy_parent_for(&id),
         };
         let others = self.list()?;
-        underlay::check_sharing(&parent, opts.mode, &others)?;
+        macvlan::check_sharing(&parent, opts.mode, &others)?;
         let inherited = others.iter().any(|o| {
-            o.underlay
-                .as_ref()
-                .is_some_and(|u| u.parent == parent && u.parent_created)
+            o.kind
+                .parent_link()
+                .is_some_and(|(u, _)| u.parent == parent && u.parent_created)
         });
-        let made_now = self
-            .underlay
-            .prepare_parent(req.name.as_str(), &parent, dummy)?;
-        let built = underlay_state(&req, &opts, id, &parent, made_now || inherited, &others)
+        let made_now =
+            MacvlanDriver::new(&*self.nl).prepare_parent(req.name.as_str(), &parent, dummy)?;
+        let link = ParentLink {
+            parent: parent.clone(),
+            parent_created: made_now || inherited,
+            shim: None,
+        };
+        let built = self
+            .parent_state(&req, &opts, id, link, &others)
             .and_then(|state| self.record_and_make(state));
-        if built.is_err() && made_now {
-            let _ = link::delete_link(parent.as_str());
+        match built {
+            Err(e) if made_now => {
+                let undo = self.nl.delete_link(parent.as_str());
+                Err(rolled_back(e, [undo.map_err(|l| macvlan_host(&req, l))]))
+            }
+            built => built,
         }
-        built
     }
 
-    /// What an endpoint on an underlay network may not ask for: published ports (the
+    /// What an endpoint on a macvlan or ipvlan network may not ask for: published ports (the
     /// container's own address is reachable directly), a second endpoint on a passthru
     /// network, a MAC on ipvlan (children share the parent's).
-    pub(super) fn check_underlay_endpoint(
+    pub(super) fn check_parent_endpoint(
         &self,
         network: &NetworkState,
         req: &EndpointRequest,
     ) -> Result<(), ManagerError> {
         check_no_ports(network, !req.ports.is_empty())?;
-        let Some(u) = &network.underlay else {
+        let Some((u, mode)) = network.kind.parent_link() else {
             return Ok(());
         };
-        if u.mode == UnderlayMode::Macvlan(MacvlanMode::Passthru) {
+        if mode == ChildMode::Macvlan(MacvlanMode::Passthru) {
             let attached = records::attached_containers(self.store.conn(), &network.id)?;
             if let Some((first, _)) = attached.first() {
                 return Err(ManagerError::Invalid(format!(
@@ -80,7 +85,7 @@ impl Manager<'_> {
                 )));
             }
         }
-        if matches!(u.mode, UnderlayMode::Ipvlan(..)) && req.mac.is_some() {
+        if matches!(mode, ChildMode::Ipvlan(..)) && req.mac.is_some() {
             return Err(ManagerError::Invalid(format!(
                 "network {} is an ipvlan network: its endpoints use the MAC of parent {}; drop \
                  --mac-address",
@@ -91,87 +96,85 @@ impl Manager<'_> {
     }
 }
 
-/// Refuses published ports (`-p`/`-P`) on an underlay network. Callers may check at
+/// Refuses published ports (`-p`/`-P`) on a macvlan or ipvlan network. Callers may check at
 /// `create` time; [`Manager::connect`] checks again.
 ///
 /// Errors: [`ManagerError::Invalid`] explaining that the container's address is reachable.
 pub fn check_no_ports(network: &NetworkState, has_ports: bool) -> Result<(), ManagerError> {
-    if network.underlay.is_some() && has_ports {
+    if network.kind.parent_link().is_some() && has_ports {
         return Err(ManagerError::Invalid(format!(
             "network {} is a {} network: there is no NAT and no published port, the container \
              is reachable directly at its own address on the parent's segment; drop -p/-P",
-            network.name, network.driver
+            network.name,
+            network.driver()
         )));
     }
     Ok(())
 }
 
-/// The MAC of an ipvlan network's parent (its children's MAC), empty if unknown.
-pub(super) fn parent_mac(u: &UnderlayState) -> String {
-    link::link_by_name(u.parent.as_str())
-        .ok()
-        .and_then(|l| l.mac)
-        .map(|m| m.to_string())
-        .unwrap_or_default()
+impl Manager<'_> {
+    /// The record of a new macvlan/ipvlan network on `link`: subnets chosen away from other
+    /// networks only, the parent's own addresses reserved, the shim's address chosen and
+    /// reserved.
+    fn parent_state(
+        &self,
+        req: &NetworkCreateRequest,
+        opts: &MacvlanOptions,
+        id: String,
+        mut link: ParentLink,
+        others: &[NetworkState],
+    ) -> Result<NetworkState, ManagerError> {
+        let taken: Vec<Taken> = others
+            .iter()
+            .flat_map(|n| {
+                n.subnets.iter().map(move |s| Taken {
+                    net: s.subnet,
+                    owner: format!("network {}", n.name),
+                })
+            })
+            .collect();
+        let mut subnets = self.ipam.choose_subnets(&req.subnets, req.ipv6, &taken)?;
+        let parent = link.parent.as_str();
+        let parent_link = self.nl.link_by_name(parent).ok();
+        let parent_addrs: Vec<Addr> = self
+            .nl
+            .list_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a.ifname == parent)
+            .collect();
+        warn_off_segment(&link.parent, &subnets, &parent_addrs);
+        reserve_parent_addresses(&link.parent, &mut subnets, &parent_addrs);
+        link.shim = opts.host_access.then(|| HostShim {
+            ifname: macvlan::shim_ifname_for(&id),
+            addresses: subnets.iter_mut().filter_map(shim_address).collect(),
+        });
+        Ok(NetworkState {
+            id,
+            name: req.name.clone(),
+            subnets,
+            ipv6: req.ipv6,
+            internal: req.internal || opts.parent.is_none(),
+            dns: false,
+            mtu: req
+                .mtu
+                .or(opts.mtu)
+                .or(parent_link.map(|l| l.mtu))
+                .unwrap_or(1500),
+            labels: req.labels.clone(),
+            options: req.options.clone(),
+            created: chrono::Utc::now().to_rfc3339(),
+            kind: DriverState::child(link, opts.mode),
+        })
+    }
 }
 
-/// The record of a new underlay network: subnets chosen away from other networks only, the
-/// parent's own addresses reserved, the shim's address chosen and reserved.
-fn underlay_state(
-    req: &NetworkCreateRequest,
-    opts: &UnderlayOptions,
-    id: String,
-    parent: &IfName,
-    parent_created: bool,
-    others: &[NetworkState],
-) -> Result<NetworkState, ManagerError> {
-    let taken: Vec<Taken> = others
-        .iter()
-        .flat_map(|n| {
-            n.subnets.iter().map(move |s| Taken {
-                net: s.subnet,
-                owner: format!("network {}", n.name),
-            })
-        })
-        .collect();
-    let mut subnets = ipam::choose_subnets(&req.subnets, req.ipv6, &taken)?;
-    let parent_link = link::link_by_name(parent.as_str()).ok();
-    let parent_addrs: Vec<Addr> = link::list_addrs()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|a| a.ifname == parent.as_str())
-        .collect();
-    warn_off_segment(parent, &subnets, &parent_addrs);
-    reserve_parent_addresses(parent, &mut subnets, &parent_addrs);
-    let shim = opts.host_access.then(|| HostShim {
-        ifname: underlay::shim_ifname_for(&id),
-        addresses: subnets.iter_mut().filter_map(shim_address).collect(),
-    });
-    Ok(NetworkState {
-        id,
-        name: req.name.clone(),
-        driver: req.driver,
-        subnets,
-        ipv6: req.ipv6,
-        internal: req.internal || opts.parent.is_none(),
-        icc: true,
-        dns: false,
-        mtu: req
-            .mtu
-            .or(opts.mtu)
-            .or(parent_link.map(|l| l.mtu))
-            .unwrap_or(1500),
-        bridge: parent.clone(),
-        labels: req.labels.clone(),
-        options: req.options.clone(),
-        created: chrono::Utc::now().to_rfc3339(),
-        underlay: Some(UnderlayState {
-            parent: parent.clone(),
-            parent_created,
-            mode: opts.mode,
-            shim,
-        }),
-    })
+fn macvlan_host(req: &NetworkCreateRequest, error: berth_sys::link::LinkError) -> ManagerError {
+    macvlan::MacvlanError::Host {
+        network: req.name.to_string(),
+        error,
+    }
+    .into()
 }
 
 /// Warns (stderr) when a subnet is not the segment of the parent's addresses of its family:

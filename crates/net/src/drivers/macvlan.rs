@@ -1,4 +1,4 @@
-//! The underlay drivers (Docker's `macvlan` and `ipvlan`, issue 4): containers sit directly
+//! The macvlan and ipvlan drivers (Docker's `macvlan` and `ipvlan`, issue 4): containers sit directly
 //! on the host's network through a parent interface. Each endpoint is a child link of the
 //! parent, born inside the sandbox (no namespace move) as `eth0`, `eth1` ... with its address
 //! from IPAM and a default route via the network's gateway (an external router), or, in ipvlan
@@ -14,24 +14,23 @@
 //! `ipvlan` (option names, defaults, `parent.VLAN` sub-interfaces, dummy parent).
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use berth_sys::link::{self, ChildLink, Link, LinkError, MacAddr};
-use berth_sys::netns::{self, NetNsError};
-use berth_sys::route::{self, RouteError};
+use berth_sys::link::{self, Link, LinkError, MacAddr};
+use berth_sys::netns::NetNsError;
+use berth_sys::route::RouteError;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::driver::{Driver, DriverKind};
+use crate::driver::Driver;
+use crate::kernel::{in_netns, ChildKind, ChildSpec, Netlink, SandboxNs};
 use crate::model::{
     DriverName, EndpointState, IfName, IpvlanFlag, IpvlanMode, MacvlanMode, NetworkState,
-    UnderlayMode, UnderlayState,
 };
+use crate::netstate::{ChildMode, HostShim, ParentLink};
 
-/// `-o` keys of the underlay drivers (Docker's names; `host_access` is berth's).
+/// `-o` keys of the macvlan/ipvlan drivers (Docker's names; `host_access` is berth's).
 pub const OPT_PARENT: &str = "parent";
 /// `-o macvlan_mode=bridge|private|vepa|passthru`.
 pub const OPT_MACVLAN_MODE: &str = "macvlan_mode";
@@ -46,9 +45,9 @@ pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
 /// The aux address name the shim's address is recorded (or given) under.
 pub const SHIM_AUX: &str = "host";
 
-/// Errors of the underlay drivers; each names the network, parent or endpoint.
+/// Errors of the macvlan/ipvlan drivers; each names the network, parent or endpoint.
 #[derive(Debug, thiserror::Error)]
-pub enum UnderlayError {
+pub enum MacvlanError {
     /// A `-o` option is unknown or has a bad value.
     #[error("{driver} network {network}: {reason}")]
     Option {
@@ -162,9 +161,17 @@ pub enum UnderlayError {
         /// The route failure, boxed.
         error: Box<RouteError>,
     },
-    /// The record of an underlay network lacks its underlay part (a bug or a hand-edited store).
+    /// A step failed and so did its undo.
+    #[error("{error}; undoing it failed too: {undo}")]
+    Undo {
+        /// The step's failure.
+        error: Box<MacvlanError>,
+        /// The undo's failure.
+        undo: Box<MacvlanError>,
+    },
+    /// The state of a macvlan/ipvlan network lacks its parent (a bug).
     #[error("network {network} is recorded as {driver} but has no parent: remove and recreate it")]
-    NoUnderlay {
+    NoParent {
         /// The network name.
         network: String,
         /// Its driver.
@@ -172,7 +179,7 @@ pub enum UnderlayError {
     },
 }
 
-impl UnderlayError {
+impl MacvlanError {
     /// The errno behind this error, if any (`EOPNOTSUPP` for a missing kernel feature, `EBUSY`...).
     pub fn errno(&self) -> Option<i32> {
         match self {
@@ -181,35 +188,36 @@ impl UnderlayError {
             Self::HostRoute { error: source, .. } => source.errno(),
             Self::SandboxRoute { error: source, .. } => source.errno(),
             Self::OpenNetns { error: source, .. } => source.raw_os_error(),
+            Self::Undo { error, .. } => error.errno(),
             _ => None,
         }
     }
 }
 
-/// Validated underlay `-o` options of `network create`.
+/// Validated macvlan/ipvlan `-o` options of `network create`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnderlayOptions {
+pub struct MacvlanOptions {
     /// `-o parent=`; `None` asks for an internal network on a dummy parent.
     pub parent: Option<IfName>,
     /// Child kind and mode (defaults: macvlan bridge, ipvlan l2 bridge).
-    pub mode: UnderlayMode,
+    pub mode: ChildMode,
     /// `-o host_access=true`.
     pub host_access: bool,
     /// `-o com.docker.network.driver.mtu=`.
     pub mtu: Option<u32>,
 }
 
-impl UnderlayOptions {
+impl MacvlanOptions {
     /// Parses the `-o` options of a `driver` (macvlan or ipvlan) network named `network`.
     ///
-    /// Errors: [`UnderlayError::Option`] for unknown keys, keys of the other driver, bad
+    /// Errors: [`MacvlanError::Option`] for unknown keys, keys of the other driver, bad
     /// values, and host_access with a mode in which the shim cannot reach the children.
     pub fn parse(
         driver: DriverName,
         network: &str,
         options: &BTreeMap<String, String>,
-    ) -> Result<Self, UnderlayError> {
-        let bad = |reason: String| UnderlayError::Option {
+    ) -> Result<Self, MacvlanError> {
+        let bad = |reason: String| MacvlanError::Option {
             driver,
             network: network.to_string(),
             reason,
@@ -217,8 +225,8 @@ impl UnderlayOptions {
         let mut o = Self {
             parent: None,
             mode: match driver {
-                DriverName::Ipvlan => UnderlayMode::Ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge),
-                _ => UnderlayMode::Macvlan(MacvlanMode::Bridge),
+                DriverName::Ipvlan => ChildMode::Ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge),
+                _ => ChildMode::Macvlan(MacvlanMode::Bridge),
             },
             host_access: false,
             mtu: None,
@@ -228,9 +236,9 @@ impl UnderlayOptions {
                 (OPT_PARENT, _) => {
                     o.parent = Some(v.parse().map_err(|e| bad(format!("-o {k}={v}: {e}")))?)
                 }
-                (OPT_MACVLAN_MODE, UnderlayMode::Macvlan(m)) => *m = v.parse().map_err(bad)?,
-                (OPT_IPVLAN_MODE, UnderlayMode::Ipvlan(m, _)) => *m = v.parse().map_err(bad)?,
-                (OPT_IPVLAN_FLAG, UnderlayMode::Ipvlan(_, f)) => *f = v.parse().map_err(bad)?,
+                (OPT_MACVLAN_MODE, ChildMode::Macvlan(m)) => *m = v.parse().map_err(bad)?,
+                (OPT_IPVLAN_MODE, ChildMode::Ipvlan(m, _)) => *m = v.parse().map_err(bad)?,
+                (OPT_IPVLAN_FLAG, ChildMode::Ipvlan(_, f)) => *f = v.parse().map_err(bad)?,
                 (OPT_HOST_ACCESS, _) => {
                     o.host_access = v
                         .parse()
@@ -244,9 +252,9 @@ impl UnderlayOptions {
             }
         }
         let shim_blocked = match o.mode {
-            UnderlayMode::Macvlan(MacvlanMode::Bridge) => None,
-            UnderlayMode::Ipvlan(_, IpvlanFlag::Bridge) => None,
-            UnderlayMode::Macvlan(MacvlanMode::Passthru) => {
+            ChildMode::Macvlan(MacvlanMode::Bridge) => None,
+            ChildMode::Ipvlan(_, IpvlanFlag::Bridge) => None,
+            ChildMode::Macvlan(MacvlanMode::Passthru) => {
                 Some("passthru takes the parent for one child only")
             }
             _ => Some("children in private or vepa mode cannot talk to a shim on the same parent"),
@@ -278,12 +286,18 @@ pub fn vlan_of(parent: &IfName) -> Option<(&str, u16)> {
     (!base.is_empty() && (1..=4094).contains(&id)).then_some((base, id))
 }
 
-/// The dummy parent of an internal underlay network: `dm-` + 12 hex of the network id.
+/// The dummy parent of an internal macvlan/ipvlan network: `dm-` + 12 hex of the network id.
 pub fn dummy_parent_for(network_id: &str) -> IfName {
     let hex: String = network_id.chars().take(12).collect();
     format!("dm-{hex}")
         .parse()
         .expect("dm- + 12 hex is a valid name")
+}
+
+/// The probe child of [`Driver::create_network`]: `mq` + 11 hex of the network id.
+fn probe_ifname_for(network_id: &str) -> String {
+    let hex: String = network_id.chars().take(11).collect();
+    format!("mq{hex}")
 }
 
 /// The host-side shim of `host_access`: `mh` + 11 hex of the network id.
@@ -298,34 +312,35 @@ pub fn shim_ifname_for(network_id: &str) -> IfName {
 /// would: macvlan and ipvlan children on one parent (one receive handler per device), a
 /// passthru network next to any other, any network next to a passthru one.
 ///
-/// Errors: [`UnderlayError::ParentShared`] naming the other network.
+/// Errors: [`MacvlanError::ParentShared`] naming the other network.
 pub fn check_sharing(
     parent: &IfName,
-    mode: UnderlayMode,
+    mode: ChildMode,
     others: &[NetworkState],
-) -> Result<(), UnderlayError> {
+) -> Result<(), MacvlanError> {
     for o in others {
-        let Some(u) = o.underlay.as_ref().filter(|u| u.parent == *parent) else {
+        let Some((_, other_mode)) = o.kind.parent_link().filter(|(u, _)| u.parent == *parent)
+        else {
             continue;
         };
-        let reason = match (mode, u.mode) {
-            (UnderlayMode::Macvlan(_), UnderlayMode::Ipvlan(..))
-            | (UnderlayMode::Ipvlan(..), UnderlayMode::Macvlan(_)) => {
+        let reason = match (mode, other_mode) {
+            (ChildMode::Macvlan(_), ChildMode::Ipvlan(..))
+            | (ChildMode::Ipvlan(..), ChildMode::Macvlan(_)) => {
                 "the kernel refuses macvlan and ipvlan children on one parent (one receive \
                  handler per device); use another parent"
             }
-            (UnderlayMode::Macvlan(MacvlanMode::Passthru), _) => {
+            (ChildMode::Macvlan(MacvlanMode::Passthru), _) => {
                 "passthru takes the parent exclusively; remove that network or use another parent"
             }
-            (_, UnderlayMode::Macvlan(MacvlanMode::Passthru)) => {
+            (_, ChildMode::Macvlan(MacvlanMode::Passthru)) => {
                 "it is in passthru mode, which takes the parent exclusively; use another parent"
             }
             _ => continue,
         };
-        return Err(UnderlayError::ParentShared {
+        return Err(MacvlanError::ParentShared {
             parent: parent.to_string(),
             other: o.name.to_string(),
-            other_driver: o.driver,
+            other_driver: o.driver(),
             reason,
         });
     }
@@ -334,24 +349,24 @@ pub fn check_sharing(
 
 /// Checks an existing parent: up, and not enslaved (`master` is its master link, if any).
 ///
-/// Errors: [`UnderlayError::ParentDown`], [`UnderlayError::ParentEnslaved`].
-pub fn check_parent(parent: &Link, master: Option<&Link>) -> Result<(), UnderlayError> {
+/// Errors: [`MacvlanError::ParentDown`], [`MacvlanError::ParentEnslaved`].
+pub fn check_parent(parent: &Link, master: Option<&Link>) -> Result<(), MacvlanError> {
     // Loopback has no kind and the all-zero MAC (a renamed `lo` included).
     let zero_mac = parent.mac.as_ref().is_some_and(|m| m.0 == [0; 6]);
     if parent.name == "lo" || (parent.kind.is_none() && zero_mac) {
-        return Err(UnderlayError::ParentLoopback {
+        return Err(MacvlanError::ParentLoopback {
             parent: parent.name.clone(),
         });
     }
     if let Some(m) = master {
-        return Err(UnderlayError::ParentEnslaved {
+        return Err(MacvlanError::ParentEnslaved {
             parent: parent.name.clone(),
             master: m.name.clone(),
             kind: m.kind.clone().unwrap_or_else(|| "unknown".into()),
         });
     }
     if !parent.up {
-        return Err(UnderlayError::ParentDown {
+        return Err(MacvlanError::ParentDown {
             parent: parent.name.clone(),
         });
     }
@@ -366,8 +381,8 @@ pub fn default_routes(
     endpoint: &EndpointState,
 ) -> Vec<(IpNet, Option<IpAddr>)> {
     let l3 = matches!(
-        network.underlay.as_ref().map(|u| u.mode),
-        Some(UnderlayMode::Ipvlan(IpvlanMode::L3 | IpvlanMode::L3s, _))
+        network.kind.parent_link().map(|(_, mode)| mode),
+        Some(ChildMode::Ipvlan(IpvlanMode::L3 | IpvlanMode::L3s, _))
     );
     let mut out: Vec<(IpNet, Option<IpAddr>)> = Vec::new();
     for s in &network.subnets {
@@ -394,45 +409,67 @@ fn host_net(ip: IpAddr) -> IpNet {
     IpNet::new(ip, if ip.is_ipv4() { 32 } else { 128 }).expect("full-length prefix is valid")
 }
 
-/// The macvlan and ipvlan drivers (one type: the child kind comes from the network's
-/// [`UnderlayState`]). Stateless.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct UnderlayDriver;
+/// The macvlan and ipvlan driver (one type: the child kind comes from the network's
+/// [`DriverState`]). Stateless; kernel work goes through its [`Netlink`] handle.
+#[derive(Clone, Copy)]
+pub struct MacvlanDriver<'a> {
+    nl: &'a dyn Netlink,
+}
 
-fn underlay(network: &NetworkState) -> Result<&UnderlayState, UnderlayError> {
+/// The parent link and child mode of a macvlan/ipvlan network.
+fn parent_of(network: &NetworkState) -> Result<(&ParentLink, ChildMode), MacvlanError> {
     network
-        .underlay
-        .as_ref()
-        .ok_or_else(|| UnderlayError::NoUnderlay {
+        .kind
+        .parent_link()
+        .ok_or_else(|| MacvlanError::NoParent {
             network: network.name.to_string(),
-            driver: network.driver,
+            driver: network.driver(),
         })
 }
 
-impl UnderlayDriver {
+/// The kernel's child kind for `mode`.
+fn child_kind(mode: ChildMode) -> ChildKind {
+    match mode {
+        ChildMode::Macvlan(m) => ChildKind::Macvlan(sys_macvlan_mode(m)),
+        ChildMode::Ipvlan(m, f) => ChildKind::Ipvlan(sys_ipvlan_mode(m), sys_ipvlan_flag(f)),
+    }
+}
+
+impl<'a> MacvlanDriver<'a> {
+    /// The driver, acting through `nl`.
+    pub fn new(nl: &'a dyn Netlink) -> Self {
+        Self { nl }
+    }
+
+    fn host(network: &str) -> impl Fn(LinkError) -> MacvlanError + '_ {
+        move |error| MacvlanError::Host {
+            network: network.to_string(),
+            error,
+        }
+    }
+
     /// Makes `parent` usable by network `network`: an existing link must be up and not
     /// enslaved; a missing `NAME.VLAN` whose `NAME` exists is created as an 802.1q
     /// sub-interface and brought up; with `dummy` a dummy link is created. Returns whether
     /// berth created it (then it is berth's to delete with the last network on it).
     ///
-    /// Errors: [`UnderlayError::ParentMissing`], [`UnderlayError::ParentDown`],
-    /// [`UnderlayError::ParentEnslaved`], [`UnderlayError::Host`] (a missing
+    /// Errors: [`MacvlanError::ParentMissing`], [`MacvlanError::ParentDown`],
+    /// [`MacvlanError::ParentEnslaved`], [`MacvlanError::Host`] (a missing
     /// `CONFIG_VLAN_8021Q` or `CONFIG_DUMMY` is named there).
     pub fn prepare_parent(
         &self,
         network: &str,
         parent: &IfName,
         dummy: bool,
-    ) -> Result<bool, UnderlayError> {
-        let host = |source| UnderlayError::Host {
-            network: network.to_string(),
-            error: source,
-        };
-        match link::link_by_name(parent.as_str()) {
+    ) -> Result<bool, MacvlanError> {
+        let host = Self::host(network);
+        match self.nl.link_by_name(parent.as_str()) {
             Ok(l) => {
                 let master = match l.master {
-                    Some(m) => link::list_links()
-                        .map_err(host)?
+                    Some(m) => self
+                        .nl
+                        .list_links()
+                        .map_err(&host)?
                         .into_iter()
                         .find(|x| x.index == m),
                     None => None,
@@ -443,41 +480,163 @@ impl UnderlayDriver {
             Err(LinkError::NotFound { .. }) => {}
             Err(e) => return Err(host(e)),
         }
-        if dummy {
-            link::create_dummy(parent.as_str()).map_err(host)?;
-        } else {
-            let Some((base, id)) = vlan_of(parent) else {
-                return Err(UnderlayError::ParentMissing {
-                    parent: parent.to_string(),
-                });
-            };
-            link::create_vlan(parent.as_str(), base, id).map_err(|e| match e {
-                LinkError::NotFound { .. } => UnderlayError::ParentMissing {
-                    parent: base.to_string(),
-                },
-                e => host(e),
-            })?;
-        }
-        if let Err(e) = link::set_up(parent.as_str()) {
-            let _ = link::delete_link(parent.as_str());
-            return Err(host(e));
+        self.create_parent(parent, dummy, &host)?;
+        if let Err(e) = self.nl.set_up(parent.as_str()) {
+            return Err(with_undo(
+                host(e),
+                self.nl.delete_link(parent.as_str()),
+                &host,
+            ));
         }
         Ok(true)
     }
 
+    /// Creates a missing parent: a dummy, or the 802.1q sub-interface `NAME.VLAN` of `NAME`.
+    fn create_parent(
+        &self,
+        parent: &IfName,
+        dummy: bool,
+        host: &dyn Fn(LinkError) -> MacvlanError,
+    ) -> Result<(), MacvlanError> {
+        if dummy {
+            return self.nl.create_dummy(parent.as_str()).map_err(host);
+        }
+        let Some((base, id)) = vlan_of(parent) else {
+            return Err(MacvlanError::ParentMissing {
+                parent: parent.to_string(),
+            });
+        };
+        self.nl
+            .create_vlan(parent.as_str(), base, id)
+            .map_err(|e| match e {
+                LinkError::NotFound { .. } => MacvlanError::ParentMissing {
+                    parent: base.to_string(),
+                },
+                e => host(e),
+            })
+    }
+
+    /// The host shim: a bridge-mode macvlan, or an ipvlan of the network's mode, on the parent
+    /// in the calling thread's namespace, with its host-prefix addresses, up, and a route to
+    /// each subnet's `--ip-range` through it.
+    fn create_shim(
+        &self,
+        network: &NetworkState,
+        u: &ParentLink,
+        mode: ChildMode,
+        shim: &HostShim,
+    ) -> Result<(), MacvlanError> {
+        let host = Self::host(network.name.as_str());
+        let name = shim.ifname.as_str();
+        self.nl.delete_link(name).map_err(&host)?;
+        let child = ChildSpec {
+            name,
+            parent: u.parent.as_str(),
+            mtu: Some(network.mtu),
+            mac: None,
+            netns: None,
+        };
+        let kind = match mode {
+            ChildMode::Macvlan(_) => ChildKind::Macvlan(link::MacvlanMode::Bridge),
+            ChildMode::Ipvlan(m, _) => {
+                ChildKind::Ipvlan(sys_ipvlan_mode(m), link::IpvlanFlag::Bridge)
+            }
+        };
+        self.nl.create_child(&child, kind).map_err(&host)?;
+        for a in &shim.addresses {
+            self.nl.add_address(name, host_net(*a)).map_err(&host)?;
+        }
+        self.nl.set_up(name).map_err(&host)?;
+        for range in network.subnets.iter().filter_map(|s| s.ip_range) {
+            add_host_route(self.nl, network, range, name)?;
+        }
+        Ok(())
+    }
+
+    /// Creates and deletes one child of the network's kind on its parent, so a kernel without
+    /// the driver (`CONFIG_IPVLAN`, `CONFIG_MACVLAN`) or a parent that refuses children is
+    /// named at `network create`, not at the first `run` (moby's ipvlan driver checks the
+    /// module too).
+    fn probe_kind(
+        &self,
+        network: &NetworkState,
+        u: &ParentLink,
+        mode: ChildMode,
+    ) -> Result<(), MacvlanError> {
+        let name = probe_ifname_for(&network.id);
+        let child = ChildSpec {
+            name: &name,
+            parent: u.parent.as_str(),
+            mtu: None,
+            mac: None,
+            netns: None,
+        };
+        let host = Self::host(network.name.as_str());
+        self.nl
+            .create_child(&child, child_kind(mode))
+            .map_err(&host)?;
+        self.nl.delete_link(&name).map_err(&host)
+    }
+
+    /// Creates the child of `endpoint` directly inside the sandbox at `netns`.
+    fn create_endpoint_child(
+        &self,
+        network: &NetworkState,
+        endpoint: &EndpointState,
+        netns: &Path,
+    ) -> Result<(), MacvlanError> {
+        let (u, mode) = parent_of(network)?;
+        let mac =
+            match mode {
+                ChildMode::Macvlan(_) => Some(endpoint.mac.parse::<MacAddr>().map_err(
+                    |error| MacvlanError::Mac {
+                        ifname: endpoint.ifname.to_string(),
+                        error,
+                    },
+                )?),
+                ChildMode::Ipvlan(..) => None,
+            };
+        let ns = SandboxNs::open(netns).map_err(|error| MacvlanError::OpenNetns {
+            netns: netns.to_path_buf(),
+            error,
+        })?;
+        let child = ChildSpec {
+            name: endpoint.ifname.as_str(),
+            parent: u.parent.as_str(),
+            mtu: Some(network.mtu),
+            mac,
+            netns: Some(&ns),
+        };
+        self.nl
+            .create_child(&child, child_kind(mode))
+            .map_err(Self::host(network.name.as_str()))
+    }
+
+    /// Runs `f` inside the sandbox at `netns`.
+    fn in_sandbox<F>(&self, netns: &Path, f: F) -> Result<(), MacvlanError>
+    where
+        F: FnOnce() -> Result<(), MacvlanError> + Send,
+    {
+        in_netns(self.nl, netns, f).map_err(|error| MacvlanError::Netns {
+            netns: netns.to_path_buf(),
+            error,
+        })?
+    }
+}
+
+impl Driver for MacvlanDriver<'_> {
+    type Error = MacvlanError;
+
     /// Creates the network's kernel objects besides the parent: without a shim, a probe child
-    /// created and deleted at once (names a missing kernel driver now); the host shim (a bridge-mode
-    /// macvlan, or an ipvlan of the network's mode, on the parent in the calling thread's
-    /// namespace) with its host-prefix addresses, up, and a route to each subnet's
-    /// `--ip-range` through it (without a range, [`UnderlayDriver::join`] routes each
-    /// endpoint's address). Recreates a berth-made parent that is gone (after a reboot).
-    /// Idempotent; on failure the shim is deleted.
+    /// created and deleted at once; the host shim otherwise (without an `--ip-range`,
+    /// [`Driver::join`] routes each endpoint's address to it). Recreates a berth-made parent
+    /// that is gone (after a reboot). Idempotent; on failure the shim is deleted.
     ///
-    /// Errors: [`UnderlayError::Host`], [`UnderlayError::HostRoute`], those of
-    /// [`UnderlayDriver::prepare_parent`].
-    pub fn create_network(&self, network: &NetworkState) -> Result<(), UnderlayError> {
-        let u = underlay(network)?;
-        if u.parent_created && link::link_by_name(u.parent.as_str()).is_err() {
+    /// Errors: [`MacvlanError::Host`], [`MacvlanError::HostRoute`], those of
+    /// [`MacvlanDriver::prepare_parent`].
+    fn create_network(&self, network: &NetworkState) -> Result<(), MacvlanError> {
+        let (u, mode) = parent_of(network)?;
+        if u.parent_created && self.nl.link_by_name(u.parent.as_str()).is_err() {
             self.prepare_parent(
                 network.name.as_str(),
                 &u.parent,
@@ -485,76 +644,44 @@ impl UnderlayDriver {
             )?;
         }
         let Some(shim) = &u.shim else {
-            return probe_kind(network, u);
+            return self.probe_kind(network, u, mode);
         };
-        let made = self.create_shim(network, u, &shim.ifname, &shim.addresses);
-        if made.is_err() {
-            let _ = link::delete_link(shim.ifname.as_str());
-        }
-        made
+        self.create_shim(network, u, mode, shim).map_err(|e| {
+            let undo = self.nl.delete_link(shim.ifname.as_str());
+            with_undo(e, undo, &Self::host(network.name.as_str()))
+        })
     }
 
-    fn create_shim(
-        &self,
-        network: &NetworkState,
-        u: &UnderlayState,
-        ifname: &IfName,
-        addresses: &[IpAddr],
-    ) -> Result<(), UnderlayError> {
-        let host = |source| UnderlayError::Host {
-            network: network.name.to_string(),
-            error: source,
-        };
-        let name = ifname.as_str();
-        link::delete_link(name).map_err(host)?;
-        let child = ChildLink {
-            name,
-            parent: u.parent.as_str(),
-            mtu: Some(network.mtu),
-            mac: None,
-            netns: None,
-        };
-        match u.mode {
-            UnderlayMode::Macvlan(_) => link::create_macvlan(&child, link::MacvlanMode::Bridge),
-            UnderlayMode::Ipvlan(m, _) => {
-                link::create_ipvlan(&child, sys_ipvlan_mode(m), link::IpvlanFlag::Bridge)
-            }
-        }
-        .map_err(host)?;
-        for a in addresses {
-            link::add_address(name, host_net(*a)).map_err(host)?;
-        }
-        link::set_up(name).map_err(host)?;
-        for range in network.subnets.iter().filter_map(|s| s.ip_range) {
-            add_host_route(network, range, name)?;
-        }
-        Ok(())
-    }
-
-    /// Deletes the shim, and the parent when berth created it and `parent_in_use` is false
-    /// (no other network is on it). Absent links are not an error.
+    /// Deletes the shim (and a probe child a failed create left), and the parent when berth
+    /// created it and no network of `others` is on it. Absent links are not an error.
     ///
-    /// Errors: [`UnderlayError::Host`] (the first failure; every step runs).
-    pub fn delete_network(
+    /// Errors: [`MacvlanError::Host`] (the first failure; every step runs).
+    fn delete_network(
         &self,
         network: &NetworkState,
-        parent_in_use: bool,
-    ) -> Result<(), UnderlayError> {
-        let u = underlay(network)?;
-        let host = |source| UnderlayError::Host {
-            network: network.name.to_string(),
-            error: source,
-        };
+        others: &[NetworkState],
+    ) -> Result<(), MacvlanError> {
+        let (u, _) = parent_of(network)?;
+        let parent_in_use = others.iter().any(|o| {
+            o.id != network.id
+                && o.kind
+                    .parent_link()
+                    .is_some_and(|(x, _)| x.parent == u.parent)
+        });
         let shim = u
             .shim
             .as_ref()
-            .map_or(Ok(()), |s| link::delete_link(s.ifname.as_str()));
+            .map_or(Ok(()), |s| self.nl.delete_link(s.ifname.as_str()));
+        // A probe left by a create whose probe could not be deleted.
+        let probe = self.nl.delete_link(&probe_ifname_for(&network.id));
         let parent = if u.parent_created && !parent_in_use {
-            link::delete_link(u.parent.as_str())
+            self.nl.delete_link(u.parent.as_str())
         } else {
             Ok(())
         };
-        shim.and(parent).map_err(host)
+        shim.and(probe)
+            .and(parent)
+            .map_err(Self::host(network.name.as_str()))
     }
 
     /// Attaches the sandbox at `netns`: creates the child of the parent directly inside the
@@ -564,148 +691,105 @@ impl UnderlayDriver {
     /// in the calling namespace (such routes go with the shim). On failure the child is
     /// deleted: nothing is left attached.
     ///
-    /// Errors: [`UnderlayError::Mac`], [`UnderlayError::OpenNetns`], [`UnderlayError::Host`]
+    /// Errors: [`MacvlanError::Mac`], [`MacvlanError::OpenNetns`], [`MacvlanError::Host`]
     /// (parent gone, `EEXIST` when the sandbox has `endpoint.ifname`, passthru `EINVAL`,
-    /// missing `CONFIG_IPVLAN`), [`UnderlayError::Netns`], [`UnderlayError::SandboxLink`],
-    /// [`UnderlayError::SandboxRoute`], [`UnderlayError::HostRoute`].
-    pub fn join(
+    /// missing `CONFIG_IPVLAN`), [`MacvlanError::Netns`], [`MacvlanError::SandboxLink`],
+    /// [`MacvlanError::SandboxRoute`], [`MacvlanError::HostRoute`], [`MacvlanError::Undo`].
+    fn join(
         &self,
         network: &NetworkState,
         endpoint: &EndpointState,
         netns: &Path,
         default_route: bool,
-    ) -> Result<(), UnderlayError> {
-        let u = underlay(network)?;
-        let mac = match u.mode {
-            UnderlayMode::Macvlan(_) => Some(endpoint.mac.parse::<MacAddr>().map_err(
-                |source| UnderlayError::Mac {
-                    ifname: endpoint.ifname.to_string(),
-                    error: source,
-                },
-            )?),
-            UnderlayMode::Ipvlan(..) => None,
-        };
-        let ns_file = File::open(netns).map_err(|source| UnderlayError::OpenNetns {
-            netns: netns.to_path_buf(),
-            error: source,
-        })?;
-        let child = ChildLink {
-            name: endpoint.ifname.as_str(),
-            parent: u.parent.as_str(),
-            mtu: Some(network.mtu),
-            mac,
-            netns: Some(ns_file.as_fd()),
-        };
-        match u.mode {
-            UnderlayMode::Macvlan(m) => link::create_macvlan(&child, sys_macvlan_mode(m)),
-            UnderlayMode::Ipvlan(m, f) => {
-                link::create_ipvlan(&child, sys_ipvlan_mode(m), sys_ipvlan_flag(f))
-            }
-        }
-        .map_err(|source| UnderlayError::Host {
-            network: network.name.to_string(),
-            error: source,
-        })?;
+    ) -> Result<(), MacvlanError> {
+        self.create_endpoint_child(network, endpoint, netns)?;
         let routes = if default_route {
             default_routes(network, endpoint)
         } else {
             Vec::new()
         };
-        let wired = in_sandbox(netns, || configure_child(endpoint, netns, &routes))
-            .and_then(|()| route_to_shim(network, u, endpoint));
-        if wired.is_err() {
-            let _ = self.leave(network, endpoint, netns);
+        let nl = self.nl;
+        let wired = self
+            .in_sandbox(netns, || configure_child(nl, endpoint, netns, &routes))
+            .and_then(|()| route_to_shim(nl, network, endpoint));
+        match wired {
+            Err(e) => match self.leave(network, endpoint, netns) {
+                Ok(()) => Err(e),
+                Err(undo) => Err(MacvlanError::Undo {
+                    error: Box::new(e),
+                    undo: Box::new(undo),
+                }),
+            },
+            ok => ok,
         }
-        wired
     }
 
     /// Detaches `endpoint`: deletes its child inside the sandbox. A missing sandbox or child
     /// is success (the child dies with the sandbox's namespace).
     ///
-    /// Errors: [`UnderlayError::Netns`], [`UnderlayError::SandboxLink`].
-    pub fn leave(
+    /// Errors: [`MacvlanError::Netns`], [`MacvlanError::SandboxLink`].
+    fn leave(
         &self,
         _network: &NetworkState,
         endpoint: &EndpointState,
         netns: &Path,
-    ) -> Result<(), UnderlayError> {
+    ) -> Result<(), MacvlanError> {
         if !netns.exists() {
             return Ok(());
         }
         let ifname = endpoint.ifname.as_str();
-        in_sandbox(netns, || {
-            link::delete_link(ifname).map_err(|source| UnderlayError::SandboxLink {
-                ifname: ifname.to_string(),
-                netns: netns.to_path_buf(),
-                error: Box::new(source),
-            })
+        let nl = self.nl;
+        self.in_sandbox(netns, || {
+            nl.delete_link(ifname)
+                .map_err(|source| MacvlanError::SandboxLink {
+                    ifname: ifname.to_string(),
+                    netns: netns.to_path_buf(),
+                    error: Box::new(source),
+                })
         })
     }
 }
 
-/// Creates and deletes one child of the network's kind on its parent, so a kernel without
-/// the driver (`CONFIG_IPVLAN`, `CONFIG_MACVLAN`) or a parent that refuses children is named at
-/// `network create`, not at the first `run` (moby's ipvlan driver checks the module too).
-fn probe_kind(network: &NetworkState, u: &UnderlayState) -> Result<(), UnderlayError> {
-    let hex: String = network.id.chars().take(11).collect();
-    let name = format!("mq{hex}");
-    let child = ChildLink {
-        name: &name,
-        parent: u.parent.as_str(),
-        mtu: None,
-        mac: None,
-        netns: None,
-    };
-    let made = match u.mode {
-        UnderlayMode::Macvlan(m) => link::create_macvlan(&child, sys_macvlan_mode(m)),
-        UnderlayMode::Ipvlan(m, f) => {
-            link::create_ipvlan(&child, sys_ipvlan_mode(m), sys_ipvlan_flag(f))
-        }
-    };
-    let host = |source| UnderlayError::Host {
-        network: network.name.to_string(),
-        error: source,
-    };
-    made.map_err(host)?;
-    link::delete_link(&name).map_err(host)
-}
-
-/// Runs `f` inside the sandbox at `netns` on a dedicated thread.
-fn in_sandbox<F>(netns: &Path, f: F) -> Result<(), UnderlayError>
-where
-    F: FnOnce() -> Result<(), UnderlayError> + Send,
-{
-    netns::run_in(netns, f).map_err(|source| UnderlayError::Netns {
-        netns: netns.to_path_buf(),
-        error: source,
-    })?
+/// `error`, or [`MacvlanError::Undo`] carrying both when `undo` failed too.
+fn with_undo(
+    error: MacvlanError,
+    undo: Result<(), LinkError>,
+    host: &dyn Fn(LinkError) -> MacvlanError,
+) -> MacvlanError {
+    match undo {
+        Ok(()) => error,
+        Err(u) => MacvlanError::Undo {
+            error: Box::new(error),
+            undo: Box::new(host(u)),
+        },
+    }
 }
 
 /// Runs inside the sandbox: addresses, up, default routes (the child was born with its name,
 /// MAC and MTU).
 fn configure_child(
+    nl: &dyn Netlink,
     endpoint: &EndpointState,
     netns: &Path,
     routes: &[(IpNet, Option<IpAddr>)],
-) -> Result<(), UnderlayError> {
+) -> Result<(), MacvlanError> {
     let ifname = endpoint.ifname.as_str();
-    let sandbox = |source| UnderlayError::SandboxLink {
+    let sandbox = |source| MacvlanError::SandboxLink {
         ifname: ifname.to_string(),
         netns: netns.to_path_buf(),
         error: Box::new(source),
     };
     for addr in &endpoint.addresses {
-        link::add_address(ifname, *addr).map_err(sandbox)?;
+        nl.add_address(ifname, *addr).map_err(sandbox)?;
     }
-    link::set_up(ifname).map_err(sandbox)?;
+    nl.set_up(ifname).map_err(sandbox)?;
     for (dst, gw) in routes {
-        route::add_route(*dst, *gw, Some(ifname)).map_err(|source| {
-            UnderlayError::SandboxRoute {
+        nl.add_route(*dst, *gw, Some(ifname))
+            .map_err(|source| MacvlanError::SandboxRoute {
                 ifname: ifname.to_string(),
                 netns: netns.to_path_buf(),
                 error: Box::new(source),
-            }
-        })?;
+            })?;
     }
     Ok(())
 }
@@ -713,11 +797,11 @@ fn configure_child(
 /// With a shim, routes each endpoint address outside every `--ip-range` (those are routed
 /// whole at create) to the shim in the calling namespace. An existing route is success.
 fn route_to_shim(
+    nl: &dyn Netlink,
     network: &NetworkState,
-    u: &UnderlayState,
     endpoint: &EndpointState,
-) -> Result<(), UnderlayError> {
-    let Some(shim) = &u.shim else {
+) -> Result<(), MacvlanError> {
+    let Some(shim) = parent_of(network)?.0.shim.as_ref() else {
         return Ok(());
     };
     for a in &endpoint.addresses {
@@ -726,16 +810,21 @@ fn route_to_shim(
             .iter()
             .any(|s| s.ip_range.is_some_and(|r| r.contains(&a.addr())));
         if !ranged {
-            add_host_route(network, host_net(a.addr()), shim.ifname.as_str())?;
+            add_host_route(nl, network, host_net(a.addr()), shim.ifname.as_str())?;
         }
     }
     Ok(())
 }
 
-fn add_host_route(network: &NetworkState, dst: IpNet, dev: &str) -> Result<(), UnderlayError> {
-    match route::add_route(dst, None, Some(dev)) {
+fn add_host_route(
+    nl: &dyn Netlink,
+    network: &NetworkState,
+    dst: IpNet,
+    dev: &str,
+) -> Result<(), MacvlanError> {
+    match nl.add_route(dst, None, Some(dev)) {
         Err(e) if e.errno() == Some(nix::libc::EEXIST) => Ok(()),
-        other => other.map_err(|source| UnderlayError::HostRoute {
+        other => other.map_err(|source| MacvlanError::HostRoute {
             network: network.name.to_string(),
             error: source,
         }),
@@ -767,43 +856,6 @@ fn sys_ipvlan_flag(f: IpvlanFlag) -> link::IpvlanFlag {
     }
 }
 
-impl Driver for UnderlayDriver {
-    type Network = NetworkState;
-    type Endpoint = EndpointState;
-    type Error = UnderlayError;
-
-    fn kind(&self) -> DriverKind {
-        DriverKind::Macvlan
-    }
-
-    fn create_network(&self, network: &NetworkState) -> Result<(), UnderlayError> {
-        UnderlayDriver::create_network(self, network)
-    }
-
-    fn delete_network(&self, network: &NetworkState) -> Result<(), UnderlayError> {
-        UnderlayDriver::delete_network(self, network, false)
-    }
-
-    fn join(
-        &self,
-        network: &NetworkState,
-        endpoint: &EndpointState,
-        netns: &Path,
-        default_route: bool,
-    ) -> Result<(), UnderlayError> {
-        UnderlayDriver::join(self, network, endpoint, netns, default_route)
-    }
-
-    fn leave(
-        &self,
-        network: &NetworkState,
-        endpoint: &EndpointState,
-        netns: &Path,
-    ) -> Result<(), UnderlayError> {
-        UnderlayDriver::leave(self, network, endpoint, netns)
-    }
-}
-
 #[cfg(test)]
-#[path = "underlay_tests.rs"]
+#[path = "macvlan_tests.rs"]
 mod tests;
