@@ -13,7 +13,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_net::NetworkState;
-use rustix::fs::{flock, FlockOperation};
 
 use crate::{Engine, Paths};
 
@@ -30,9 +29,8 @@ fn lock_path(paths: &Paths) -> std::path::PathBuf {
 /// The running server's pid, if one holds the lock.
 pub fn running_pid(paths: &Paths) -> Option<i32> {
     let path = lock_path(paths);
-    let file = std::fs::File::options().write(true).open(&path).ok()?;
-    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
-        // We got the lock: nobody serves.
+    if !path.exists() || berth_sys::flock::is_free(&path) {
+        // No lock file, or we got the lock: nobody serves.
         return None;
     }
     std::fs::read_to_string(paths.runroot.join("dns.pid"))
