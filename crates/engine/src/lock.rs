@@ -31,7 +31,7 @@ impl MonitorLock {
     pub fn inheritable_fd(&self) -> Result<i32, EngineError> {
         let fd = self.0.as_raw_fd();
         fcntl_setfd(&self.0, FdFlags::empty())
-            .map_err(|e| EngineError::Monitor(format!("fcntl on the monitor lock: {e}")))?;
+            .map_err(|e| crate::monitor::MonitorError::io("fcntl on the monitor lock", e))?;
         Ok(fd)
     }
 }
