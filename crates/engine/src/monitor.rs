@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
-use rustix::process::{waitpid, WaitOptions};
+use rustix::process::{wait, WaitOptions};
 
 use crate::attach::{self, FrameKind};
 use crate::logs::LogWriter;
@@ -577,7 +577,9 @@ fn reader_gone(pipe: &File) -> bool {
 /// a shell reports it).
 fn wait_for(pid: i32) -> i32 {
     loop {
-        match waitpid(None, WaitOptions::empty()) {
+        // wait(2), any child (pid -1). Not rustix's `waitpid(None, ..)`: that is pid 0, the
+        // children of our own process group only, which the container's init is not in.
+        match wait(WaitOptions::empty()) {
             Ok(Some((p, status))) if p.as_raw_nonzero().get() == pid => {
                 if let Some(code) = status.exit_status() {
                     return code;
