@@ -38,6 +38,7 @@ pub fn running_pid(paths: &Paths) -> Option<i32> {
         .trim()
         .parse()
         .ok()
+        .filter(|pid| *pid > 0)
 }
 
 /// Makes sure a server runs when `network` has embedded DNS (starting one, detached, if none
@@ -155,10 +156,9 @@ pub fn stop(paths: &Paths) {
     let Some(pid) = running_pid(paths) else {
         return;
     };
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    );
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
     let deadline = Instant::now() + READY_TIMEOUT;
     while running_pid(paths).is_some() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -167,10 +167,7 @@ pub fn stop(paths: &Paths) {
 
 /// Sends SIGHUP to a running server so it re-reads the networks (after create/rm).
 pub fn reload(paths: &Paths) {
-    if let Some(pid) = running_pid(paths) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGHUP,
-        );
+    if let Some(pid) = running_pid(paths).and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::HUP);
     }
 }
