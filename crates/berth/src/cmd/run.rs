@@ -7,7 +7,6 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 
 use berth_engine::attach::{read_frame, FrameKind};
@@ -150,7 +149,7 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
     let mut env_items = Vec::new();
     for f in &a.env_file {
         let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read --env-file {}", f.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot read --env-file {}: {e}", f.display()))?;
         env_items.extend(parse_env_file(&text));
     }
     env_items.extend(a.env.iter().cloned());
