@@ -22,7 +22,9 @@ pub struct MonitorLock(File);
 impl MonitorLock {
     /// Takes the lock of container `id` if free. `Ok(None)`: a monitor holds it.
     pub fn try_acquire(paths: &Paths, id: &str) -> Result<Option<MonitorLock>, EngineError> {
-        Ok(flock::try_lock_exclusive(&paths.monitor_lock(id))
+        let path = paths.monitor_lock(id);
+        ensure_dir(&path)?;
+        Ok(flock::try_lock_exclusive(&path)
             .map_err(lock_error)?
             .map(MonitorLock))
     }
@@ -57,7 +59,8 @@ pub fn monitor_running(paths: &Paths, id: &str) -> bool {
 /// next tick of a polling loop (polling every 20 ms cost `stop`/`rm -f` ~15 ms on average). On
 /// timeout the thread stays blocked until the lock frees or the process exits.
 pub fn wait_released(paths: &Paths, id: &str, timeout: std::time::Duration) -> bool {
-    let Ok(file) = flock::open(&paths.monitor_lock(id)) else {
+    let path = paths.monitor_lock(id);
+    let Ok(file) = ensure_dir(&path).and_then(|()| flock::open(&path).map_err(lock_error)) else {
         return !monitor_running(paths, id);
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -73,7 +76,16 @@ pub fn wait_released(paths: &Paths, id: &str, timeout: std::time::Duration) -> b
 /// for other holders; released when the returned file is dropped. For the short, host-wide
 /// critical sections (`<runroot>/locks/networks`, `<runroot>/locks/host-ports`).
 pub fn exclusive(path: &Path) -> Result<File, EngineError> {
+    ensure_dir(path)?;
     flock::lock_exclusive(path).map_err(lock_error)
+}
+
+/// Creates the directory of lock file `path` (`<runroot>/locks`) if missing.
+fn ensure_dir(path: &Path) -> Result<(), EngineError> {
+    match path.parent() {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e)),
+        None => Ok(()),
+    }
 }
 
 /// A lock file that cannot be opened or locked, as the engine reports file errors.

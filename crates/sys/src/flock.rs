@@ -57,23 +57,20 @@ impl FlockError {
     }
 }
 
-/// Opens (creating it and its directory if missing, never truncating) the lock file `path`.
+/// Opens the lock file `path`, creating it if missing (never truncating). Its directory must
+/// exist: callers own their lock directories.
 ///
 /// Errors: [`FlockError::Open`].
 pub fn open(path: &Path) -> Result<File, FlockError> {
-    let open_err = |source| FlockError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(open_err)?;
-    }
     File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(open_err)
+        .map_err(|source| FlockError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Takes an exclusive lock on `path` (see [`open`]), waiting for other holders. Released
@@ -147,7 +144,7 @@ mod tests {
     #[test]
     fn a_held_lock_refuses_others_until_its_last_copy_closes() {
         let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("locks").join("x");
+        let path = d.path().join("x");
         assert!(is_free(&path), "a missing file is free");
         let held = try_lock_exclusive(&path).unwrap().expect("free");
         assert!(!is_free(&path));
@@ -185,5 +182,10 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         let e = lock_exclusive(&file.join("below")).unwrap_err();
         assert!(matches!(e, FlockError::Open { .. }), "{e}");
+        let e = try_lock_exclusive(&d.path().join("no/such/dir")).unwrap_err();
+        assert!(
+            matches!(e, FlockError::Open { .. }),
+            "no directory is made: {e}"
+        );
     }
 }
