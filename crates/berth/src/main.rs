@@ -90,22 +90,12 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(125))
 }
 
-/// The error and its causes, `: `-joined, skipping a cause whose text the message already
-/// carries (berth's error types quote their source in their own message, and anyhow's `{:#}`
-/// would print it a second time).
+/// The error as the user sees it, printed once. berth's one cause-chain convention: an
+/// error's message already says its cause (thiserror `"...: {source}"` in every crate, and
+/// the CLI's own errors are built the same way, never with a cause-less `context`), so the
+/// message is complete and the chain is not walked again (it would repeat the causes).
 pub fn error_text(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let part = cause.to_string();
-        if text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
+    e.to_string()
 }
 
 fn run(cli: Cli) -> CmdResult {
@@ -114,4 +104,29 @@ fn run(cli: Cli) -> CmdResult {
     let runroot = std::path::absolute(&cli.runroot)?;
     let engine = Engine::open(&root, &runroot, &cli.runtime)?;
     cmd::dispatch(engine, cli.command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e: anyhow::Error = EngineError::io("/x/y".as_ref(), io).into();
+        let text = error_text(&e);
+        assert_eq!(text, "/x/y: entity not found");
+        let nested: anyhow::Error =
+            EngineError::Config(berth_engine::config::ConfigError::SeccompFile {
+                path: "/p.json".into(),
+                source: std::io::ErrorKind::PermissionDenied.into(),
+            })
+            .into();
+        let text = error_text(&nested);
+        assert_eq!(text.matches("permission denied").count(), 1, "{text}");
+        assert!(
+            text.starts_with("cannot read the seccomp profile /p.json"),
+            "{text}"
+        );
+    }
 }

@@ -12,13 +12,12 @@
 //! So whatever the interleaving, a committed network is served by exactly one process.
 //! Sources: flock(2) (the lock goes with the process, so a crashed server leaves none).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use berth_sys::flock;
 
 /// How long a starting server waits for a retiring or starting holder to settle.
 const SETTLE: Duration = Duration::from_secs(5);
@@ -35,19 +34,19 @@ pub enum InstanceError {
         source: std::io::Error,
     },
     /// flock(2) failed for another reason than contention.
-    #[error("cannot lock {path}: {errno}")]
+    #[error("cannot lock {path}: {source}")]
     Lock {
         /// The lock file.
         path: PathBuf,
-        /// The errno.
-        errno: Errno,
+        /// The OS error.
+        source: std::io::Error,
     },
 }
 
 /// The claim of being the host's DNS server; dropping it removes the pid file and the lock.
 #[derive(Debug)]
 pub struct Instance {
-    _lock: Flock<File>,
+    _lock: File,
     pid_path: PathBuf,
 }
 
@@ -66,37 +65,22 @@ impl Instance {
         let pid_path = runroot.join("dns.pid");
         let deadline = Instant::now() + SETTLE;
         loop {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .map_err(|source| InstanceError::Create {
-                    path: lock_path.clone(),
-                    source,
-                })?;
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => {
-                    let me = Instance {
-                        _lock: lock,
-                        pid_path,
-                    };
-                    me.write_pid()?;
-                    return Ok(Some(me));
-                }
-                Err((_, Errno::EWOULDBLOCK)) => {
-                    if pid_path.exists() || Instant::now() > deadline {
-                        return Ok(None);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err((_, errno)) => {
-                    return Err(InstanceError::Lock {
-                        path: lock_path,
-                        errno,
-                    })
-                }
+            let taken = flock::try_lock_exclusive(&lock_path).map_err(|e| match e {
+                flock::FlockError::Open { path, source } => InstanceError::Create { path, source },
+                flock::FlockError::Lock { path, source } => InstanceError::Lock { path, source },
+            })?;
+            if let Some(lock) = taken {
+                let me = Instance {
+                    _lock: lock,
+                    pid_path,
+                };
+                me.write_pid()?;
+                return Ok(Some(me));
             }
+            if pid_path.exists() || Instant::now() > deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -11,8 +11,6 @@
 //! stays stopped (Docker's restart manager ignores a user stop for `on-failure`, so its restore
 //! would restart it, the stop's exit code being non-zero).
 
-use std::str::FromStr;
-
 use berth_net::NetworkMode;
 
 use crate::config::RestartPolicy;
@@ -53,12 +51,7 @@ impl Engine {
             .into_iter()
             .filter(|c| !monitor_alive(&c.state) && wants_start(c))
             .collect();
-        picked.sort_by_key(|c| {
-            matches!(
-                NetworkMode::from_str(&c.config.network),
-                Ok(NetworkMode::Container(_))
-            )
-        });
+        picked.sort_by_key(|c| matches!(c.config.network, NetworkMode::Container(_)));
         let mut out = Vec::new();
         for c in picked {
             let r = self.start(&c.id, false).map(|_| ());

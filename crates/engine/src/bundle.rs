@@ -3,7 +3,6 @@
 //! the image config and the user's options (Docker's merge rules for Entrypoint/Cmd/Env).
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use berth_net::NetworkMode;
 use berth_net::Sandbox;
@@ -57,11 +56,7 @@ pub fn merge_process(
     };
     let args: Vec<String> = entry.into_iter().chain(cmd).collect();
     if args.is_empty() {
-        return Err(EngineError::Invalid(
-            "no command specified: the image has no Cmd or Entrypoint; give a command after the \
-             image name"
-                .into(),
-        ));
+        return Err(crate::start::StartError::NoCommand.into());
     }
     let mut env: Vec<String> = image.env().clone().unwrap_or_default();
     for e in &c.env {
@@ -179,17 +174,17 @@ fn network_setup(engine: &mut Engine, c: &Container, dir: &Path) -> Result<NetSe
         .hostname
         .clone()
         .unwrap_or_else(|| c.id[..12].to_string());
-    let mode = NetworkMode::from_str(&c.config.network)?;
+    let mode = &c.config.network;
     // The sandbox itself (a pinned netns for none and networks) is berth-net's `Sandbox`.
     let own_sandbox = |engine: &Engine| -> Result<PathBuf, EngineError> {
-        let sb = Sandbox::create(&engine.paths.runroot, &c.id, &mode, None)
+        let sb = Sandbox::create(&engine.paths.runroot, &c.id, mode, None)
             .map_err(berth_net::NetError::from)?;
         match &sb.spec().netns {
             NetNsSpec::Path(p) => Ok(p.clone()),
-            NetNsSpec::Host => Err(EngineError::Invalid("a sandbox without a namespace".into())),
+            NetNsSpec::Host => Err(EngineError::Internal("a sandbox without a namespace")),
         }
     };
-    match &mode {
+    match mode {
         NetworkMode::None => {
             let key = own_sandbox(engine)?;
             let etc = etc_files::write_isolated(dir, &own_hostname)?;
@@ -208,10 +203,10 @@ fn network_setup(engine: &mut Engine, c: &Container, dir: &Path) -> Result<NetSe
         NetworkMode::Container(target) => {
             let t = engine.container(target)?;
             if t.state.status != Status::Running {
-                return Err(EngineError::Invalid(format!(
-                    "cannot join the network of container {}: it is not running",
-                    t.name
-                )));
+                return Err(crate::start::StartError::TargetNotRunning {
+                    target: t.name.to_string(),
+                }
+                .into());
             }
             let netns = if t.state.sandbox_key.is_empty() {
                 NetNsSpec::Host

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use berth_net::{NetworkMode, PublishRequest};
+use berth_sys::link::MacAddr;
 use serde::{Deserialize, Serialize};
 
 /// Errors of parsing container options.
@@ -20,6 +22,12 @@ pub enum ConfigError {
     /// A bad `--add-host`.
     #[error("invalid --add-host {0:?}: use NAME:IP (e.g. db:10.0.0.5) or NAME:host-gateway")]
     AddHost(String),
+    /// A bad `-p` (the network model's message, unchanged).
+    #[error(transparent)]
+    Publish(#[from] berth_net::ModelError),
+    /// A bad `--network`.
+    #[error(transparent)]
+    Mode(#[from] berth_net::ModeError),
     /// A bad `--mac-address`.
     #[error("invalid --mac-address {0:?}: use six hex octets of a unicast address other than 00:00:00:00:00:00, e.g. 02:42:ac:11:00:02")]
     Mac(String),
@@ -209,8 +217,9 @@ pub struct ContainerConfig {
     pub privileged: bool,
     /// `--restart`.
     pub restart: RestartPolicy,
-    /// `--net/--network`, Docker's syntax (`none`, `host`, `container:NAME`).
-    pub network: String,
+    /// `--net/--network`, parsed at the edge; stored as Docker's spelling (`none`, `host`,
+    /// `container:NAME`, a network name), so records of every version read the same.
+    pub network: NetworkMode,
     /// `--rm`.
     pub auto_remove: bool,
     /// `--skip-port-check`.
@@ -305,16 +314,17 @@ pub fn parse_security_opts(
 /// `run`/`create` options that only matter on networks (bridge and underlay drivers).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NetOptions {
-    /// `-p` values as given (validated at create).
-    pub publish: Vec<String>,
-    /// `-P`: publish every exposed port on an ephemeral host port.
+    /// `-p` values, parsed at the edge (stored as the strings given).
+    pub publish: Vec<PublishSpec>,
+    /// `-P`: publish every exposed port on an ephemeral host port (the ports are known only
+    /// at start, from the image and `--expose`: see `Engine::publish_requests`).
     pub publish_all: bool,
     /// `--ip`.
     pub ip: Option<std::net::Ipv4Addr>,
     /// `--ip6`.
     pub ip6: Option<std::net::Ipv6Addr>,
-    /// `--mac-address`.
-    pub mac_address: Option<String>,
+    /// `--mac-address`, a unicast address (stored as its lowercase text).
+    pub mac_address: Option<EndpointMac>,
     /// `--network-alias`.
     pub aliases: Vec<String>,
     /// `--dns`.
@@ -336,6 +346,120 @@ pub struct NetOptions {
     /// reaches the host (its first network's gateway; 127.0.0.1 in host mode).
     #[serde(default)]
     pub host_gateway_names: Vec<String>,
+}
+
+impl NetOptions {
+    /// Whether anything is published (`-p` or `-P`).
+    pub fn publishes(&self) -> bool {
+        self.publish_all || !self.publish.is_empty()
+    }
+
+    /// Every request of the `-p` values, in order (`-P`'s are added at start).
+    pub fn publish_requests(&self) -> impl Iterator<Item = &PublishRequest> {
+        self.publish.iter().flat_map(|p| p.requests.iter())
+    }
+}
+
+/// One `-p [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]` value, parsed once at the edge
+/// ([`berth_net::parse_publish`]). Serialized as the text given, the JSON of every record
+/// since `-p` exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PublishSpec {
+    given: String,
+    requests: Vec<PublishRequest>,
+}
+
+impl PublishSpec {
+    /// The value as the user gave it (for messages and inspect).
+    pub fn as_str(&self) -> &str {
+        &self.given
+    }
+
+    /// The mappings it asks for (a range gives one per port; host port 0 = ephemeral).
+    pub fn requests(&self) -> &[PublishRequest] {
+        &self.requests
+    }
+}
+
+impl FromStr for PublishSpec {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            given: s.to_string(),
+            requests: berth_net::parse_publish(s)?,
+        })
+    }
+}
+
+impl TryFrom<String> for PublishSpec {
+    type Error = ConfigError;
+    fn try_from(s: String) -> Result<Self, ConfigError> {
+        s.parse()
+    }
+}
+
+impl From<PublishSpec> for String {
+    fn from(p: PublishSpec) -> String {
+        p.given
+    }
+}
+
+impl fmt::Display for PublishSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.given)
+    }
+}
+
+/// A `--mac-address` for an endpoint: a [`MacAddr`] that is unicast (bit 0 of the first octet
+/// clear, which also rules out broadcast ff:ff:ff:ff:ff:ff, IEEE 802 §8.2) and not all zero
+/// (no interface can use it). Serialized as lowercase `aa:bb:cc:dd:ee:ff`, as since the flag
+/// exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EndpointMac(MacAddr);
+
+impl EndpointMac {
+    /// The address.
+    pub fn addr(&self) -> MacAddr {
+        self.0
+    }
+}
+
+impl FromStr for EndpointMac {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::Mac(s.to_string());
+        // MacAddr's parser takes what u8::from_str_radix takes, a leading '+' too.
+        if !s.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+            return Err(bad());
+        }
+        let mac: MacAddr = s.parse().map_err(|_| bad())?;
+        if mac.0[0] & 1 == 0 && mac.0 != [0; 6] {
+            Ok(Self(mac))
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+impl TryFrom<String> for EndpointMac {
+    type Error = ConfigError;
+    fn try_from(s: String) -> Result<Self, ConfigError> {
+        s.parse()
+    }
+}
+
+impl From<EndpointMac> for String {
+    fn from(m: EndpointMac) -> String {
+        m.to_string()
+    }
+}
+
+impl fmt::Display for EndpointMac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// A network joined with `network connect`, as recorded for the next starts.
@@ -388,24 +512,6 @@ pub fn parse_add_host(s: &str) -> Result<(String, std::net::IpAddr), ConfigError
         return Err(ConfigError::AddHost(s.to_string()));
     }
     Ok((name.to_string(), ip))
-}
-
-/// Checks a `--mac-address`: six hex octets, unicast (bit 0 of the first octet clear, which
-/// also rules out broadcast ff:ff:ff:ff:ff:ff, IEEE 802 §8.2), not all zero (no interface can
-/// use it).
-pub fn parse_mac(s: &str) -> Result<String, ConfigError> {
-    let octets: Vec<&str> = s.split(':').collect();
-    let ok = octets.len() == 6
-        && octets
-            .iter()
-            .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()));
-    let unicast = ok && u8::from_str_radix(octets[0], 16).is_ok_and(|b| b & 1 == 0);
-    let zero = ok && octets.iter().all(|o| *o == "00");
-    if unicast && !zero {
-        Ok(s.to_ascii_lowercase())
-    } else {
-        Err(ConfigError::Mac(s.to_string()))
-    }
 }
 
 /// One RFC 1123 label (§2.1, RFC 952 as amended): 1 to 63 letters, digits and '-', not
@@ -557,11 +663,18 @@ mod tests {
         );
         assert!(parse_add_host("nope").is_err());
         assert!(parse_add_host("x:999.1.1.1").is_err());
-        assert_eq!(parse_mac("02:42:AC:11:00:02").unwrap(), "02:42:ac:11:00:02");
-        assert!(parse_mac("01:00:5e:00:00:01").is_err(), "multicast refused");
-        assert!(parse_mac("ff:ff:ff:ff:ff:ff").is_err(), "broadcast refused");
-        assert!(parse_mac("00:00:00:00:00:00").is_err(), "all-zero refused");
-        assert!(parse_mac("02:42:ac:11:00").is_err());
+        let mac = |s: &str| s.parse::<EndpointMac>();
+        assert_eq!(
+            mac("02:42:AC:11:00:02").unwrap().to_string(),
+            "02:42:ac:11:00:02"
+        );
+        assert!(mac("01:00:5e:00:00:01").is_err(), "multicast refused");
+        assert!(mac("ff:ff:ff:ff:ff:ff").is_err(), "broadcast refused");
+        assert!(mac("00:00:00:00:00:00").is_err(), "all-zero refused");
+        assert!(mac("02:42:ac:11:00").is_err());
+        assert!(mac("02:42:ac:11:00:0g").is_err());
+        assert!(mac("02:42:ac:11:00:02:03").is_err());
+        assert!(mac("+2:42:ac:11:00:02").is_err());
     }
 
     #[test]
@@ -652,5 +765,64 @@ mod tests {
         assert_eq!(got, vec!["A=1", "B=2"]);
         assert!(parse_env(&["=x".into()], |_| None).is_err());
         assert_eq!(parse_env_file("# c\nA=1\n\n B=2\n"), vec!["A=1", "B=2"]);
+    }
+
+    /// Records written by berth b34e8f4 (main before the typed config; `create` of
+    /// oldweb/oldhost/olduser/oldnone/oldjoin with -p ranges, -P, --mac-address in capitals,
+    /// --ip, every network mode) read into the typed config and write back the same JSON.
+    #[test]
+    fn records_of_the_string_config_stay_readable() {
+        let lines = include_str!("testdata/configs-b34e8f4.jsonl");
+        let mut modes = Vec::new();
+        for line in lines.lines() {
+            let c: ContainerConfig = serde_json::from_str(line).expect(line);
+            let again = serde_json::to_string(&c).unwrap();
+            let (a, b): (serde_json::Value, serde_json::Value) = (
+                serde_json::from_str(line).unwrap(),
+                serde_json::from_str(&again).unwrap(),
+            );
+            assert_eq!(a, b, "same JSON back");
+            modes.push(c.network.clone());
+            if c.network == NetworkMode::Network("bridge".into()) {
+                let net = &c.net;
+                assert!(net.publish_all && net.publishes());
+                assert_eq!(net.publish[1].as_str(), "127.0.0.1:9090-9091:90-91/udp");
+                let reqs: Vec<_> = net.publish_requests().collect();
+                assert_eq!(reqs.len(), 3, "8080:80 and a range of two");
+                assert_eq!((reqs[2].host_port, reqs[2].container_port), (9091, 91));
+                assert_eq!(reqs[2].proto, berth_net::Proto::Udp);
+                let mac = net.mac_address.expect("mac");
+                assert_eq!(mac.addr().0, [0x02, 0x42, 0xac, 0x11, 0x00, 0x09]);
+            }
+        }
+        assert_eq!(
+            modes,
+            [
+                NetworkMode::Host,
+                NetworkMode::Container("oldweb".into()),
+                NetworkMode::None,
+                NetworkMode::Network("usernet".into()),
+                NetworkMode::Network("bridge".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_with_a_value_no_longer_valid_is_refused_with_its_reason() {
+        let line = lines_with("\"publish\":[]", "\"publish\":[\"70000:80\"]");
+        let e = serde_json::from_str::<ContainerConfig>(&line).unwrap_err();
+        assert!(e.to_string().contains("invalid -p"), "{e}");
+        let line = lines_with("\"network\":\"none\"", "\"network\":\"\"");
+        assert!(serde_json::from_str::<ContainerConfig>(&line).is_err());
+    }
+
+    /// The `oldnone` record with `from` replaced by `to`.
+    fn lines_with(from: &str, to: &str) -> String {
+        let line = include_str!("testdata/configs-b34e8f4.jsonl")
+            .lines()
+            .find(|l| l.contains("\"network\":\"none\""))
+            .unwrap();
+        assert!(line.contains(from));
+        line.replacen(from, to, 1)
     }
 }

@@ -10,14 +10,40 @@ use crate::config::{ContainerConfig, ContainerName};
 use crate::state::{self, Container, ContainerState};
 use crate::{Engine, EngineError};
 
+/// Combinations of options `create` refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// `-p`/`-P` with `--net host`.
+    #[error("published ports (-p/-P) cannot be used with --net host: a host-mode container listens on the host's ports directly; drop -p (use --expose to declare ports)")]
+    PublishOnHost,
+    /// `-p`/`-P` with `--net none`.
+    #[error("published ports (-p/-P) need a network, and --net none has none: use the default bridge (drop --net none) or a user-defined network")]
+    PublishOnNone,
+    /// `-p`/`-P` with `--net container:NAME`.
+    #[error("published ports (-p) cannot be used with --net container:NAME: publish them on the container whose network is shared")]
+    PublishOnContainer,
+    /// `--hostname` with `--net container:NAME`.
+    #[error("conflicting options: --hostname and --net container:NAME (the container takes the hostname of the one whose network it joins)")]
+    HostnameOnContainer,
+    /// `--ip`, `--ip6` or `--mac-address` in a mode without a network of its own.
+    #[error("conflicting options: {flag} and --network {mode}: addresses are given on a network (the default bridge or a user-defined one), and this mode has none; drop {flag} or use --network NAME")]
+    NetworkOnlyOption {
+        /// The flag given.
+        flag: &'static str,
+        /// The mode.
+        mode: NetworkMode,
+    },
+    /// No generated name was free.
+    #[error("could not generate a free container name: pass --name")]
+    NoFreeName,
+}
+
 /// `create`/`run` input beyond [`ContainerConfig`].
 #[derive(Debug, Clone)]
 pub struct CreateRequest {
     /// `--name`; generated when absent.
     pub name: Option<String>,
-    /// `-p` values; refused for the modes of this release (host: always).
-    pub publish: Vec<String>,
-    /// The validated options.
+    /// The options, parsed (`-p`, `-P`, `--net`, `--mac-address` ... are in `config`).
     pub config: ContainerConfig,
 }
 
@@ -32,18 +58,18 @@ impl Engine {
             None => self.generate_name()?,
         };
         let image = self.images.resolve(&self.store, &req.config.image)?;
-        let mode = NetworkMode::from_str(&req.config.network)?;
+        let mode = &req.config.network;
         crate::config::validate_written_options(&req.config)?;
-        self.validate_mode(&mode, &req)?;
-        check_network_only_options(&mode, &req.config.net)?;
-        if let NetworkMode::Network(name) = &mode {
-            self.validate_network(name, &req.publish, &req.config.net)?;
+        self.validate_mode(mode, &req)?;
+        check_network_only_options(mode, &req.config.net)?;
+        if let NetworkMode::Network(name) = mode {
+            self.validate_network(name, &req.config.net)?;
         }
         for e in &req.config.expose {
             berth_net::parse_exposed(e).map_err(berth_net::NetError::from)?;
         }
         crate::spec::validate_caps(&req.config.cap_add, &req.config.cap_drop)?;
-        if mode == NetworkMode::Host && !req.config.skip_port_check {
+        if *mode == NetworkMode::Host && !req.config.skip_port_check {
             // Refuse before anything is recorded: a conflict leaves no container behind.
             self.check_host_ports_of(name.as_str(), image.as_str(), &req.config.expose)?;
         }
@@ -51,10 +77,7 @@ impl Engine {
             id: new_id(),
             name,
             image_id: image.as_str().to_string(),
-            config: ContainerConfig {
-                network: mode.to_string(),
-                ..req.config
-            },
+            config: req.config,
             state: ContainerState::created(),
             created: chrono::Utc::now(),
         };
@@ -69,31 +92,19 @@ impl Engine {
 
     fn validate_mode(&self, mode: &NetworkMode, req: &CreateRequest) -> Result<(), EngineError> {
         match mode {
-            NetworkMode::Host if !req.publish.is_empty() => Err(EngineError::Invalid(
-                "published ports (-p/-P) cannot be used with --net host: a host-mode container \
-                 listens on the host's ports directly; drop -p (use --expose to declare ports)"
-                    .into(),
-            )),
-            NetworkMode::None if !req.publish.is_empty() => Err(EngineError::Invalid(
-                "published ports (-p/-P) need a network, and --net none has none: use the \
-                 default bridge (drop --net none) or a user-defined network"
-                    .into(),
-            )),
+            NetworkMode::Host if req.config.net.publishes() => {
+                Err(CreateError::PublishOnHost.into())
+            }
+            NetworkMode::None if req.config.net.publishes() => {
+                Err(CreateError::PublishOnNone.into())
+            }
             NetworkMode::Host | NetworkMode::None => Ok(()),
             NetworkMode::Container(target) => {
-                if !req.publish.is_empty() {
-                    return Err(EngineError::Invalid(
-                        "published ports (-p) cannot be used with --net container:NAME: publish \
-                         them on the container whose network is shared"
-                            .into(),
-                    ));
+                if req.config.net.publishes() {
+                    return Err(CreateError::PublishOnContainer.into());
                 }
                 if req.config.hostname.is_some() {
-                    return Err(EngineError::Invalid(
-                        "conflicting options: --hostname and --net container:NAME (the \
-                         container takes the hostname of the one whose network it joins)"
-                            .into(),
-                    ));
+                    return Err(CreateError::HostnameOnContainer.into());
                 }
                 // The target must exist now; it must be running at start.
                 self.container(target).map(|_| ())
@@ -129,9 +140,7 @@ impl Engine {
                 return Ok(ContainerName::from_str(&name)?);
             }
         }
-        Err(EngineError::Invalid(
-            "could not generate a free container name: pass --name".into(),
-        ))
+        Err(CreateError::NoFreeName.into())
     }
 }
 
@@ -153,11 +162,11 @@ fn check_network_only_options(
     } else {
         return Ok(());
     };
-    Err(EngineError::Invalid(format!(
-        "conflicting options: {flag} and --network {mode}: addresses are given on a network \
-         (the default bridge or a user-defined one), and this mode has none; drop {flag} or \
-         use --network NAME"
-    )))
+    Err(CreateError::NetworkOnlyOption {
+        flag,
+        mode: mode.clone(),
+    }
+    .into())
 }
 
 /// A new container id: 32 random bytes in hex, as Docker's.

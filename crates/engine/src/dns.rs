@@ -13,7 +13,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_net::NetworkState;
-use rustix::fs::{flock, FlockOperation};
 
 use crate::{Engine, Paths};
 
@@ -30,9 +29,8 @@ fn lock_path(paths: &Paths) -> std::path::PathBuf {
 /// The running server's pid, if one holds the lock.
 pub fn running_pid(paths: &Paths) -> Option<i32> {
     let path = lock_path(paths);
-    let file = std::fs::File::options().write(true).open(&path).ok()?;
-    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
-        // We got the lock: nobody serves.
+    if !path.exists() || berth_sys::flock::is_free(&path) {
+        // No lock file, or we got the lock: nobody serves.
         return None;
     }
     std::fs::read_to_string(paths.runroot.join("dns.pid"))
@@ -40,6 +38,7 @@ pub fn running_pid(paths: &Paths) -> Option<i32> {
         .trim()
         .parse()
         .ok()
+        .filter(|pid| *pid > 0)
 }
 
 /// Makes sure a server runs when `network` has embedded DNS (starting one, detached, if none
@@ -157,10 +156,9 @@ pub fn stop(paths: &Paths) {
     let Some(pid) = running_pid(paths) else {
         return;
     };
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    );
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
     let deadline = Instant::now() + READY_TIMEOUT;
     while running_pid(paths).is_some() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -169,10 +167,7 @@ pub fn stop(paths: &Paths) {
 
 /// Sends SIGHUP to a running server so it re-reads the networks (after create/rm).
 pub fn reload(paths: &Paths) {
-    if let Some(pid) = running_pid(paths) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGHUP,
-        );
+    if let Some(pid) = running_pid(paths).and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::HUP);
     }
 }

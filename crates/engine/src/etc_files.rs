@@ -148,11 +148,7 @@ pub fn apply_overrides(
         }
         if !o.host_gateway_names.is_empty() {
             let gw = host_gateway.ok_or_else(|| {
-                EngineError::Invalid(
-                    "--add-host NAME:host-gateway needs a network to reach the host through \
-                     (not --net none or container:)"
-                        .into(),
-                )
+                EngineError::from(crate::start::StartError::HostGatewayNeedsNetwork)
             })?;
             for name in &o.host_gateway_names {
                 hosts.push_str(&format!("{gw}\t{name}\n"));

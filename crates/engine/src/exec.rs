@@ -40,10 +40,7 @@ impl Engine {
             return Err(EngineError::NotRunning(c.name.to_string()));
         }
         let rootfs_dir = self.paths.rootfs(&c.id);
-        let cmd = req
-            .args
-            .first()
-            .ok_or_else(|| EngineError::Invalid("exec needs a command".into()))?;
+        let cmd = req.args.first().ok_or(EngineError::ExecNoCommand)?;
         let env = self.container_env(&c)?;
         match rootfs::lookup_command(&rootfs_dir, path_of(&env), cmd) {
             Ok(_) => {}

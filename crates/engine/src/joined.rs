@@ -8,8 +8,6 @@
 //! MAC on the bridge next to the restarted target's new one. So a target with live joined
 //! containers has its links deleted explicitly.
 
-use std::str::FromStr;
-
 use berth_net::NetworkMode;
 
 use crate::reconcile::pid_alive;
@@ -31,7 +29,7 @@ impl Engine {
         let mut out = Vec::new();
         for c in rows {
             let c = c?;
-            let Ok(NetworkMode::Container(t)) = NetworkMode::from_str(&c.config.network) else {
+            let NetworkMode::Container(t) = &c.config.network else {
                 continue;
             };
             let names_target = t == target.name.as_str() || target.id.starts_with(t.as_str());

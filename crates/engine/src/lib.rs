@@ -22,6 +22,7 @@ pub mod monitor;
 pub mod network;
 pub mod paths;
 pub mod ports;
+pub mod ready;
 pub mod reconcile;
 pub mod remove;
 pub mod rootfs;
@@ -133,15 +134,37 @@ pub enum EngineError {
     /// A host-mode container's ports are held by someone else.
     #[error("{0}")]
     PortConflict(String),
-    /// Bad input not covered above.
-    #[error("{0}")]
-    Invalid(String),
+    /// Options `create` refuses together.
+    #[error(transparent)]
+    Create(#[from] create::CreateError),
+    /// A network use `create`, `network connect`/`disconnect` or a start refuses.
+    #[error(transparent)]
+    NetworkUse(#[from] network::NetworkUseError),
+    /// A container cannot start.
+    #[error(transparent)]
+    Start(#[from] start::StartError),
+    /// `rm` refused or failed.
+    #[error(transparent)]
+    Remove(#[from] remove::RemoveError),
+    /// `stop`/`kill`/`restart` refused or failed.
+    #[error(transparent)]
+    Stop(#[from] stop::StopError),
+    /// `exec` without a command.
+    #[error("exec needs a command")]
+    ExecNoCommand,
+    /// A broken invariant of berth itself (a bug, not an input): what was expected.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// The runroot differs from the one the root is used with.
     #[error(transparent)]
     Runroot(#[from] runroot::RunrootError),
     /// The monitor failed or died.
-    #[error("container monitor: {0}")]
-    Monitor(String),
+    #[error(transparent)]
+    Monitor(#[from] monitor::MonitorError),
+    /// The monitor reported that the container could not be created or started (its
+    /// message, as the user sees it; the monitor's [`ready::ReadyMessage::Failed`]).
+    #[error("{0}")]
+    StartFailed(String),
 }
 
 impl From<berth_net::manager::ManagerError> for EngineError {

@@ -8,8 +8,8 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use rustix::fs::{flock, FlockOperation};
+use berth_sys::flock;
+use rustix::io::{fcntl_setfd, FdFlags};
 
 use crate::{EngineError, Paths};
 
@@ -23,19 +23,17 @@ impl MonitorLock {
     /// Takes the lock of container `id` if free. `Ok(None)`: a monitor holds it.
     pub fn try_acquire(paths: &Paths, id: &str) -> Result<Option<MonitorLock>, EngineError> {
         let path = paths.monitor_lock(id);
-        let file = open(&path)?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Some(MonitorLock(file))),
-            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-            Err(e) => Err(EngineError::io(&path, e.into())),
-        }
+        ensure_dir(&path)?;
+        Ok(flock::try_lock_exclusive(&path)
+            .map_err(lock_error)?
+            .map(MonitorLock))
     }
 
     /// Lets the descriptor survive exec, for handing it to the monitor. Returns its number.
     pub fn inheritable_fd(&self) -> Result<i32, EngineError> {
         let fd = self.0.as_raw_fd();
-        fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
-            .map_err(|e| EngineError::Monitor(format!("fcntl on the monitor lock: {e}")))?;
+        fcntl_setfd(&self.0, FdFlags::empty())
+            .map_err(|e| crate::monitor::MonitorError::io("fcntl on the monitor lock", e))?;
         Ok(fd)
     }
 }
@@ -61,12 +59,13 @@ pub fn monitor_running(paths: &Paths, id: &str) -> bool {
 /// next tick of a polling loop (polling every 20 ms cost `stop`/`rm -f` ~15 ms on average). On
 /// timeout the thread stays blocked until the lock frees or the process exits.
 pub fn wait_released(paths: &Paths, id: &str, timeout: std::time::Duration) -> bool {
-    let Ok(file) = open(&paths.monitor_lock(id)) else {
+    let path = paths.monitor_lock(id);
+    let Ok(file) = ensure_dir(&path).and_then(|()| flock::open(&path).map_err(lock_error)) else {
         return !monitor_running(paths, id);
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let taken = flock(&file, FlockOperation::LockExclusive).is_ok();
+        let taken = flock::lock_file(&file, true).is_ok();
         drop(file);
         let _ = tx.send(taken);
     });
@@ -77,21 +76,22 @@ pub fn wait_released(paths: &Paths, id: &str, timeout: std::time::Duration) -> b
 /// for other holders; released when the returned file is dropped. For the short, host-wide
 /// critical sections (`<runroot>/locks/networks`, `<runroot>/locks/host-ports`).
 pub fn exclusive(path: &Path) -> Result<File, EngineError> {
-    let file = open(path)?;
-    flock(&file, FlockOperation::LockExclusive).map_err(|e| EngineError::io(path, e.into()))?;
-    Ok(file)
+    ensure_dir(path)?;
+    flock::lock_exclusive(path).map_err(lock_error)
 }
 
-fn open(path: &Path) -> Result<File, EngineError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+/// Creates the directory of lock file `path` (`<runroot>/locks`) if missing.
+fn ensure_dir(path: &Path) -> Result<(), EngineError> {
+    match path.parent() {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e)),
+        None => Ok(()),
     }
-    File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| EngineError::io(path, e))
+}
+
+/// A lock file that cannot be opened or locked, as the engine reports file errors.
+fn lock_error(e: flock::FlockError) -> EngineError {
+    let path = e.path().to_path_buf();
+    EngineError::io(&path, e.into_io())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! 1 min, reset after 10 s of running) and tears the sandbox and rootfs down at the end.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::Stdio;
@@ -14,17 +14,53 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::Pid;
+use rustix::io::Errno;
+use rustix::process::{wait, WaitOptions};
 
 use crate::attach::{self, FrameKind};
 use crate::logs::LogWriter;
 use crate::paths::ATTACH_SOCKET;
+use crate::ready::ReadyMessage;
 use crate::runtime::Verb;
 use crate::state::{self, Status};
 use crate::{Engine, EngineError};
 use berth_sys::fd::SocketPath;
+
+/// Failures of the monitor itself and of talking to it (the container's own failures are
+/// the runtime's and the bundle's errors).
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// A system call of the monitor or of spawning it failed (`op` says which).
+    #[error("container monitor: {op}: {source}")]
+    Io {
+        /// What was being done: `pipe`, `dup`, `console socket`, `cannot start the monitor`...
+        op: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The runtime did not hand over what the monitor needs.
+    #[error("container monitor: {0}")]
+    Runtime(&'static str),
+    /// The monitor exited before it reported the container started.
+    #[error("container monitor: the monitor exited before the container started ({status:?}); see its log under the container directory (monitor.log)")]
+    Exited {
+        /// How it exited, if known.
+        status: Option<std::process::ExitStatus>,
+    },
+    /// The ready pipe said something unexpected or could not be read.
+    #[error("container monitor: {0}")]
+    Protocol(String),
+}
+
+impl MonitorError {
+    /// A failed system call of the monitor, as an [`EngineError`].
+    pub fn io(op: impl Into<String>, source: impl Into<std::io::Error>) -> EngineError {
+        EngineError::Monitor(Self::Io {
+            op: op.into(),
+            source: source.into(),
+        })
+    }
+}
 
 /// Back-off bounds (moby `restartmanager`: 100 ms initial, doubling, 1 min max, reset after
 /// a run of 10 s).
@@ -33,13 +69,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
 
 /// Entry point of `berth __monitor`. `ready_fd` is the pipe the starting CLI reads
-/// (`created`, `started`, or `error CODE MESSAGE`). Returns the process exit code.
+/// ([`ReadyMessage`]s, one JSON line each). Returns the process exit code.
 /// `lock_fd` is the container's monitor lock (see `lock`), held until this process exits.
 pub fn main(engine: Engine, id: &str, attach_first: bool, ready_fd: RawFd, lock_fd: RawFd) -> i32 {
     let ready = berth_sys::fd::take_inherited(ready_fd).map(File::from).ok();
     let _lock = berth_sys::fd::take_inherited(lock_fd).ok();
-    let _ = nix::unistd::setsid();
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+    let _ = rustix::process::setsid();
+    // prctl(2) PR_SET_CHILD_SUBREAPER: any non-zero value turns it on.
+    if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
         tracing::warn!(%e, "cannot become a child subreaper");
     }
     let mut m = Monitor {
@@ -96,9 +133,9 @@ pub struct Prepared {
 }
 
 impl Monitor {
-    fn say(&mut self, line: &str) {
+    fn say(&mut self, msg: &ReadyMessage) {
         if let Some(r) = self.ready.as_mut() {
-            let _ = writeln!(r, "{line}");
+            let _ = msg.write_to(r);
         }
     }
 
@@ -113,11 +150,7 @@ impl Monitor {
             }
         });
         // A port conflict travels as its own kind: `run` removes a container refused for it.
-        let kind = match e {
-            EngineError::PortConflict(_) => "port".to_string(),
-            _ => code.to_string(),
-        };
-        self.say(&format!("error {kind} {msg}"));
+        self.say(&ReadyMessage::failed(e));
         self.ready = None;
     }
 
@@ -234,7 +267,9 @@ impl Monitor {
         let pid: i32 = std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| EngineError::Monitor("the runtime wrote no init pid".into()))?;
+            .ok_or_else(|| {
+                EngineError::Monitor(MonitorError::Runtime("the runtime wrote no init pid"))
+            })?;
         if split {
             self.wait_for_client();
             if let Err(e) = rt.start(&self.id) {
@@ -248,7 +283,7 @@ impl Monitor {
             s.started_at = Some(chrono::Utc::now());
             s.error.clear();
         })?;
-        self.say("started");
+        self.say(&ReadyMessage::Started);
         self.ready = None;
         let log = self.engine.paths.log_file(&self.id);
         let pumps = spawn_pumps(io.outputs, &log, &self.hub)?;
@@ -265,7 +300,7 @@ impl Monitor {
     /// end of the ready pipe closed), or 60 s passed. The container starts in every case, as
     /// Docker's does once `start` was asked for.
     fn wait_for_client(&mut self) {
-        self.say("created");
+        self.say(&ReadyMessage::Created);
         let Some(rx) = &self.first_client else { return };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -364,9 +399,10 @@ struct ContainerIo {
 
 impl ContainerIo {
     fn new(p: &Prepared, console_path: &std::path::Path) -> Result<Self, EngineError> {
-        let pipe = || {
-            nix::unistd::pipe2(OFlag::O_CLOEXEC)
-                .map_err(|e| EngineError::Monitor(format!("pipe: {e}")))
+        // pipe2(2) with O_CLOEXEC: the runtime gets its ends through Stdio, nothing else.
+        let pipe = || -> Result<(OwnedFd, OwnedFd), EngineError> {
+            let (r, w) = std::io::pipe().map_err(|e| MonitorError::io("pipe", e))?;
+            Ok((r.into(), w.into()))
         };
         if p.tty {
             let _ = std::fs::remove_file(console_path);
@@ -407,10 +443,7 @@ impl ContainerIo {
     fn stdio(&self) -> Result<[Stdio; 3], EngineError> {
         let one = |fd: &Option<OwnedFd>| -> Result<Stdio, EngineError> {
             Ok(match fd {
-                Some(f) => Stdio::from(
-                    f.try_clone()
-                        .map_err(|e| EngineError::Monitor(format!("dup: {e}")))?,
-                ),
+                Some(f) => Stdio::from(f.try_clone().map_err(|e| MonitorError::io("dup", e))?),
                 None => Stdio::null(),
             })
         };
@@ -433,26 +466,23 @@ impl ContainerIo {
                     Ok((c, _)) => break c,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         if Instant::now() > deadline {
-                            return Err(EngineError::Monitor(
-                                "the runtime sent no terminal on the console socket".into(),
-                            ));
+                            return Err(EngineError::Monitor(MonitorError::Runtime(
+                                "the runtime sent no terminal on the console socket",
+                            )));
                         }
                         std::thread::sleep(Duration::from_millis(5));
                     }
-                    Err(e) => return Err(EngineError::Monitor(format!("console socket: {e}"))),
+                    Err(e) => return Err(MonitorError::io("console socket", e)),
                 }
             };
             conn.set_nonblocking(false).ok();
             let mut buf = [0u8; 4096];
             let (_, fd) = attach::recv_fd(&conn, &mut buf)
-                .map_err(|e| EngineError::Monitor(format!("console socket: {e}")))?;
-            let master =
-                fd.ok_or_else(|| EngineError::Monitor("no pty master was received".into()))?;
-            self.client_stdin = Some(
-                master
-                    .try_clone()
-                    .map_err(|e| EngineError::Monitor(format!("dup: {e}")))?,
-            );
+                .map_err(|e| MonitorError::io("console socket", e))?;
+            let master = fd.ok_or(EngineError::Monitor(MonitorError::Runtime(
+                "no pty master was received",
+            )))?;
+            self.client_stdin = Some(master.try_clone().map_err(|e| MonitorError::io("dup", e))?);
             self.outputs = vec![(master, FrameKind::Stdout)];
             if let Some(p) = &self.console_path {
                 let _ = std::fs::remove_file(p);
@@ -547,12 +577,20 @@ fn reader_gone(pipe: &File) -> bool {
 /// a shell reports it).
 fn wait_for(pid: i32) -> i32 {
     loop {
-        match waitpid(Pid::from_raw(-1), None) {
-            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return code,
-            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => return 128 + sig as i32,
+        // wait(2), any child (pid -1). Not rustix's `waitpid(None, ..)`: that is pid 0, the
+        // children of our own process group only, which the container's init is not in.
+        match wait(WaitOptions::empty()) {
+            Ok(Some((p, status))) if p.as_raw_nonzero().get() == pid => {
+                if let Some(code) = status.exit_status() {
+                    return code;
+                }
+                if let Some(sig) = status.terminating_signal() {
+                    return 128 + sig;
+                }
+            }
             Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::ECHILD) => {
+            Err(Errno::INTR) => {}
+            Err(Errno::CHILD) => {
                 // Not our child (should not happen with the subreaper): poll for it.
                 while crate::reconcile::pid_alive(pid) {
                     std::thread::sleep(Duration::from_millis(50));

@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::str::FromStr;
 
 use serde_json::{json, Value};
 
@@ -16,6 +15,97 @@ use crate::state::{Container, Status};
 use crate::{Engine, EngineError};
 
 pub use berth_net::manager::NetworkCreateRequest;
+
+/// Network uses a user can get wrong: connect/disconnect, `--ip`, `--mac-address`, `-p`.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkUseError {
+    /// `network connect` of a container without a sandbox of its own.
+    #[error("container {container} is not running with a network of its own: start it first (host and container: modes cannot join networks)")]
+    NotConnectable {
+        /// The container's name.
+        container: String,
+    },
+    /// `network connect` of a container already on the network.
+    #[error("container {container} is already connected to network {network}")]
+    AlreadyConnected {
+        /// The container's name.
+        container: String,
+        /// The network's name.
+        network: String,
+    },
+    /// `network disconnect` of a container not on the network.
+    #[error("container {container} is not connected to network {network}")]
+    NotConnected {
+        /// The container's name.
+        container: String,
+        /// The network's name.
+        network: String,
+    },
+    /// `--ip`/`--ip6` on the default bridge.
+    #[error("--ip/--ip6 need a user-defined network (Docker refuses them on the default bridge too): create one with --subnet and use --net NAME")]
+    IpNeedsUserNetwork,
+    /// `--ip`/`--ip6` that the network cannot give.
+    #[error("{flag} {ip}: {reason}")]
+    RequestedIp {
+        /// `--ip` or `--ip6`.
+        flag: &'static str,
+        /// The address asked for.
+        ip: IpAddr,
+        /// Why it cannot be given.
+        reason: IpRefusal,
+    },
+    /// `--mac-address` held by another endpoint of the network.
+    #[error("--mac-address {mac} is already used on network {network} by container {holder}: choose another address or leave it out")]
+    MacInUse {
+        /// The address.
+        mac: String,
+        /// The network's name.
+        network: String,
+        /// The holder's name (or short id).
+        holder: String,
+    },
+    /// `-p`/`-P` on an internal network.
+    #[error("network {network} is internal: it has no published ports; drop -p/-P")]
+    InternalNetworkPorts {
+        /// The network's name.
+        network: String,
+    },
+    /// An IPv6 host address in `-p` on an IPv4-only network.
+    #[error("-p {spec}: host address {ip} is IPv6, but network {network} is IPv4-only and berth publishes ports on IPv4 host addresses only for now: use an IPv4 address (or none, for every IPv4 address), e.g. -p 127.0.0.1:PORT:PORT")]
+    PublishIpv6 {
+        /// The `-p` value.
+        spec: String,
+        /// Its host address.
+        ip: IpAddr,
+        /// The network's name.
+        network: String,
+    },
+}
+
+/// Why a network cannot give a requested address ([`NetworkUseError::RequestedIp`]).
+#[derive(Debug, thiserror::Error)]
+pub enum IpRefusal {
+    /// In none of its subnets.
+    #[error("not in network {network}'s subnets ({subnets})")]
+    NotInSubnets {
+        /// The network's name.
+        network: String,
+        /// Its subnets, comma-separated.
+        subnets: String,
+    },
+    /// Outside the subnet's `--ip-range`.
+    #[error("outside the network's --ip-range {0}")]
+    OutsideRange(ipnet::IpNet),
+    /// The gateway's address.
+    #[error("it is the network's gateway")]
+    Gateway,
+    /// Reserved with `--aux-address NAME=IP`.
+    #[error("it is reserved as --aux-address {0}")]
+    AuxAddress(String),
+    /// The subnet's network or broadcast address.
+    #[error("it is the subnet's network or broadcast address")]
+    NetworkOrBroadcast,
+}
 
 /// `network connect` options.
 #[derive(Debug, Clone, Default)]
@@ -183,11 +273,10 @@ impl Engine {
         let c = self.container(key)?;
         let c = self.reconcile_one(c)?;
         if c.state.status != Status::Running || c.state.sandbox_key.is_empty() {
-            return Err(EngineError::Invalid(format!(
-                "container {} is not running with a network of its own: start it first (host and \
-                 container: modes cannot join networks)",
-                c.name
-            )));
+            return Err(NetworkUseError::NotConnectable {
+                container: c.name.to_string(),
+            }
+            .into());
         }
         let _lock = self.network_lock()?;
         self.ensure_firewall()?;
@@ -196,10 +285,11 @@ impl Engine {
         if let Some(ep) = existing.iter().find(|e| e.network_id == n.id) {
             let sandbox = Path::new(&c.state.sandbox_key);
             if interface_present(sandbox, ep) {
-                return Err(EngineError::Invalid(format!(
-                    "container {} is already connected to network {}",
-                    c.name, n.name
-                )));
+                return Err(NetworkUseError::AlreadyConnected {
+                    container: c.name.to_string(),
+                    network: n.name.to_string(),
+                }
+                .into());
             }
             // A connect killed between recording the endpoint and making its interface: drop
             // the record (rules, address) and connect afresh.
@@ -252,10 +342,11 @@ impl Engine {
             if force {
                 return Ok(());
             }
-            return Err(EngineError::Invalid(format!(
-                "container {} is not connected to network {}",
-                c.name, n.name
-            )));
+            return Err(NetworkUseError::NotConnected {
+                container: c.name.to_string(),
+                network: n.name.to_string(),
+            }
+            .into());
         };
         let key = self.paths.sandbox_key(&c.id);
         self.manager().disconnect(&ep, &key)?;
@@ -272,9 +363,9 @@ impl Engine {
 
     /// The id of the network `--net` named, if it is a network that exists.
     fn primary_network_id(&self, c: &Container) -> Option<String> {
-        match NetworkMode::from_str(&c.config.network) {
-            Ok(NetworkMode::Network(name)) => {
-                berth_net::records::lookup_network(self.store.conn(), network_key(&name))
+        match &c.config.network {
+            NetworkMode::Network(name) => {
+                berth_net::records::lookup_network(self.store.conn(), network_key(name))
                     .ok()
                     .map(|n| n.id)
             }
@@ -353,55 +444,59 @@ impl Engine {
         Ok(self.manager().lookup_ready(key)?)
     }
 
-    /// Checks at create time that a named network exists and the publish options fit it.
+    /// Checks at create time that a named network exists and the publish options fit it,
+    /// then takes and drops the explicit host ports (the same code path as the monitor's
+    /// reservation at start, [`Engine::reserve_host_ports`]), so a conflict is refused before
+    /// any record is written.
     pub(crate) fn validate_network(
         &mut self,
         name: &str,
-        publish: &[String],
         net: &crate::config::NetOptions,
     ) -> Result<(), EngineError> {
         let key = network_key(name);
-        if key != DEFAULT_NETWORK {
-            let n = self.manager().lookup(key)?;
-            berth_net::manager::check_no_ports(&n, !publish.is_empty())?;
-            if n.internal && !publish.is_empty() {
-                return Err(EngineError::Invalid(format!(
-                    "network {} is internal: it has no published ports; drop -p/-P",
-                    n.name
-                )));
+        let network = if key == DEFAULT_NETWORK {
+            if net.ip.is_some() || net.ip6.is_some() {
+                return Err(NetworkUseError::IpNeedsUserNetwork.into());
             }
+            self.manager().lookup(key).ok()
+        } else {
+            let n = self.manager().lookup(key)?;
+            check_ports_allowed(&n, net)?;
             let wanted = [net.ip.map(IpAddr::V4), net.ip6.map(IpAddr::V6)];
             for ip in wanted.into_iter().flatten() {
                 check_requested_ip(&n, ip)?;
             }
-            self.check_mac_free(&n, net.mac_address.as_deref(), None)?;
-            check_publish_families(&n, publish)?;
-        } else if net.ip.is_some() || net.ip6.is_some() {
-            return Err(EngineError::Invalid(
-                "--ip/--ip6 need a user-defined network (Docker refuses them on the default \
-                 bridge too): create one with --subnet and use --net NAME"
-                    .into(),
-            ));
+            Some(n)
+        };
+        if let Some(n) = &network {
+            self.check_mac_free(n, net.mac_address, None)?;
         }
-        if key == DEFAULT_NETWORK {
-            if let Ok(n) = self.manager().lookup(key) {
-                self.check_mac_free(&n, net.mac_address.as_deref(), None)?;
-                check_publish_families(&n, publish)?;
-            } else {
-                check_publish_families_v4(DEFAULT_NETWORK, publish)?;
-            }
+        let v6 = network.as_ref().is_some_and(has_ipv6_subnet);
+        if !v6 {
+            check_publish_families_v4(network.as_ref().map_or(key, |n| n.name.as_str()), net)?;
         }
-        let mut explicit = Vec::new();
-        for p in publish.iter().filter(|p| *p != "-P") {
-            let reqs = berth_net::parse_publish(p).map_err(berth_net::NetError::from)?;
-            explicit.extend(reqs.into_iter().filter(|r| r.host_port != 0));
-        }
-        check_duplicate_host_ports(&explicit)?;
-        // Refuse a host port in use before anything is recorded (the monitor's reservation
-        // at start is the real arbiter; this only spares a doomed container record).
-        ports::reserve(&explicit, |addr, proto| self.port_owner(addr.port(), proto))
-            .map_err(|e| EngineError::PortConflict(format!("{e}: choose another host port")))?;
-        Ok(())
+        let explicit: Vec<PublishRequest> = net
+            .publish_requests()
+            .filter(|r| r.host_port != 0)
+            .copied()
+            .collect();
+        // The reservation is dropped at once: the monitor's at start is the real arbiter,
+        // this spares a doomed container record.
+        self.reserve_host_ports(&explicit).map(drop)
+    }
+
+    /// Checks `requests` for two taking one host port, then binds every host port (choosing
+    /// the ephemeral ones), naming the holder of a port in use. The one code path of host-port
+    /// reservation: create's early check and the monitor's reservation for the container's life.
+    ///
+    /// Errors: [`EngineError::PortConflict`].
+    fn reserve_host_ports(
+        &self,
+        requests: &[PublishRequest],
+    ) -> Result<(Vec<PortMapping>, Reservation), EngineError> {
+        check_duplicate_host_ports(requests)?;
+        ports::reserve(requests, |addr, proto| self.port_owner(addr.port(), proto))
+            .map_err(|e| EngineError::PortConflict(format!("{e}: choose another host port")))
     }
 
     /// Attaches the sandbox at `netns` of container `c` to its network (called by the monitor):
@@ -412,9 +507,9 @@ impl Engine {
         c: &Container,
         netns: &Path,
     ) -> Result<Attached, EngineError> {
-        let NetworkMode::Network(name) = NetworkMode::from_str(&c.config.network)? else {
-            return Err(EngineError::Invalid(
-                "attach_networks needs a network mode".into(),
+        let NetworkMode::Network(name) = &c.config.network else {
+            return Err(EngineError::Internal(
+                "attach_networks needs a network mode",
             ));
         };
         let requests = self.publish_requests(c)?;
@@ -433,26 +528,24 @@ impl Engine {
         let (network, ip, ip6, aliases) = match extras.first() {
             Some((n, x)) if net.primary_detached => (n.clone(), x.ip, x.ip6, x.aliases.clone()),
             _ => (
-                self.resolve_network(&name)?,
+                self.resolve_network(name)?,
                 net.ip,
                 net.ip6,
                 net.aliases.clone(),
             ),
         };
-        let (mappings, reservation) =
-            ports::reserve(&requests, |addr, proto| self.port_owner(addr.port(), proto))
-                .map_err(|e| EngineError::PortConflict(format!("{e}: choose another host port")))?;
+        let (mappings, reservation) = self.reserve_host_ports(&requests)?;
         let req = EndpointRequest {
             ip,
             ip6,
-            mac: net.mac_address.clone(),
+            mac: net.mac_address.map(|m| m.to_string()),
             aliases,
             ports: mappings,
             ifname: None,
             default_route: !network.internal,
         };
         // Under the network lock: no other start can take the MAC between check and connect.
-        self.check_mac_free(&network, req.mac.as_deref(), Some(&c.id))?;
+        self.check_mac_free(&network, net.mac_address, Some(&c.id))?;
         let endpoint = self.manager().connect(&network, &c.id, netns, &req)?;
         crate::dns::ensure(&self.paths, &network);
         for (n, x) in extras.iter().filter(|(n, _)| n.id != network.id) {
@@ -476,12 +569,10 @@ impl Engine {
         })
     }
 
-    /// `-p` values and `-P` (every declared port on an ephemeral host port).
+    /// The `-p` requests (parsed at create) and `-P`'s: every declared port on an ephemeral
+    /// host port, unless a `-p` already publishes it.
     fn publish_requests(&self, c: &Container) -> Result<Vec<PublishRequest>, EngineError> {
-        let mut out = Vec::new();
-        for p in &c.config.net.publish {
-            out.extend(berth_net::parse_publish(p).map_err(berth_net::NetError::from)?);
-        }
+        let mut out: Vec<PublishRequest> = c.config.net.publish_requests().copied().collect();
         if c.config.net.publish_all {
             for spec in self.declared_ports(c)? {
                 if !out
@@ -585,15 +676,17 @@ impl Engine {
     fn check_mac_free(
         &self,
         n: &NetworkState,
-        mac: Option<&str>,
+        mac: Option<crate::config::EndpointMac>,
         except: Option<&str>,
     ) -> Result<(), EngineError> {
-        let Some(mac) = mac else { return Ok(()) };
+        let Some(mac) = mac.map(|m| m.to_string()) else {
+            return Ok(());
+        };
         let eps = berth_net::records::endpoints_of_network(self.store.conn(), &n.id)
             .map_err(berth_net::manager::ManagerError::from)?;
         let Some(holder) = eps
             .iter()
-            .find(|e| e.mac.eq_ignore_ascii_case(mac) && Some(e.container_id.as_str()) != except)
+            .find(|e| e.mac.eq_ignore_ascii_case(&mac) && Some(e.container_id.as_str()) != except)
         else {
             return Ok(());
         };
@@ -602,33 +695,55 @@ impl Engine {
             .flatten()
             .map(|c| c.name.to_string())
             .unwrap_or_else(|| holder.container_id.chars().take(12).collect());
-        Err(EngineError::Invalid(format!(
-            "--mac-address {mac} is already used on network {} by container {name}: choose \
-             another address or leave it out",
-            n.name
-        )))
+        Err(NetworkUseError::MacInUse {
+            mac,
+            network: n.name.to_string(),
+            holder: name,
+        }
+        .into())
     }
 }
 
-/// Refuses IPv6 host addresses in `-p` on a network without an IPv6 subnet: nothing would
-/// answer there (IPv6 publishing is not built yet).
-fn check_publish_families(n: &NetworkState, publish: &[String]) -> Result<(), EngineError> {
-    if n.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
-        return Ok(());
+/// Refuses `-p`/`-P` on a network that cannot publish: a macvlan/ipvlan one (no NAT, the
+/// container is reachable at its own address) or an internal one. The one place these rules
+/// are checked, at create.
+fn check_ports_allowed(
+    n: &NetworkState,
+    net: &crate::config::NetOptions,
+) -> Result<(), EngineError> {
+    berth_net::manager::check_no_ports(n, net.publishes())?;
+    if n.internal && net.publishes() {
+        return Err(NetworkUseError::InternalNetworkPorts {
+            network: n.name.to_string(),
+        }
+        .into());
     }
-    check_publish_families_v4(n.name.as_str(), publish)
+    Ok(())
 }
 
-/// [`check_publish_families`] for a network known to be IPv4-only, by name.
-fn check_publish_families_v4(name: &str, publish: &[String]) -> Result<(), EngineError> {
-    for p in publish.iter().filter(|p| *p != "-P") {
-        let reqs = berth_net::parse_publish(p).map_err(berth_net::NetError::from)?;
-        if let Some(ip) = reqs.iter().find_map(|r| r.host_ip.filter(IpAddr::is_ipv6)) {
-            return Err(EngineError::Invalid(format!(
-                "-p {p}: host address {ip} is IPv6, but network {name} is IPv4-only and berth \
-                 publishes ports on IPv4 host addresses only for now: use an IPv4 address (or \
-                 none, for every IPv4 address), e.g. -p 127.0.0.1:PORT:PORT"
-            )));
+/// Whether network `n` has an IPv6 subnet (IPv6 host addresses in `-p` can answer there).
+fn has_ipv6_subnet(n: &NetworkState) -> bool {
+    n.subnets.iter().any(|s| s.subnet.addr().is_ipv6())
+}
+
+/// Refuses IPv6 host addresses in `-p` on network `name`, known to be IPv4-only: nothing
+/// would answer there (IPv6 publishing is not built yet).
+fn check_publish_families_v4(
+    name: &str,
+    net: &crate::config::NetOptions,
+) -> Result<(), EngineError> {
+    for p in &net.publish {
+        if let Some(ip) = p
+            .requests()
+            .iter()
+            .find_map(|r| r.host_ip.filter(IpAddr::is_ipv6))
+        {
+            return Err(NetworkUseError::PublishIpv6 {
+                spec: p.to_string(),
+                ip,
+                network: name.to_string(),
+            }
+            .into());
         }
     }
     Ok(())
@@ -642,7 +757,7 @@ fn check_duplicate_host_ports(reqs: &[PublishRequest]) -> Result<(), EngineError
         let b = b.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         a.is_ipv4() == b.is_ipv4() && (a == b || a.is_unspecified() || b.is_unspecified())
     };
-    for (i, a) in reqs.iter().enumerate() {
+    for (i, a) in reqs.iter().enumerate().filter(|(_, r)| r.host_port != 0) {
         if let Some(b) = reqs[..i].iter().find(|b| {
             b.proto == a.proto && b.host_port == a.host_port && overlaps(a.host_ip, b.host_ip)
         }) {
@@ -672,28 +787,26 @@ fn interface_present(netns: &Path, ep: &EndpointState) -> bool {
 /// anything is recorded (IPAM checks again, authoritatively, when it allocates).
 fn check_requested_ip(n: &NetworkState, ip: IpAddr) -> Result<(), EngineError> {
     let flag = if ip.is_ipv4() { "--ip" } else { "--ip6" };
-    let bad = |why: String| EngineError::Invalid(format!("{flag} {ip}: {why}"));
+    let bad = |reason| NetworkUseError::RequestedIp { flag, ip, reason };
     let Some(s) = n.subnets.iter().find(|s| s.subnet.contains(&ip)) else {
         let subnets: Vec<String> = n.subnets.iter().map(|s| s.subnet.to_string()).collect();
-        return Err(bad(format!(
-            "not in network {}'s subnets ({})",
-            n.name,
-            subnets.join(", ")
-        )));
+        return Err(bad(IpRefusal::NotInSubnets {
+            network: n.name.to_string(),
+            subnets: subnets.join(", "),
+        })
+        .into());
     };
-    if let Some(r) = s.ip_range {
-        if !r.contains(&ip) {
-            return Err(bad(format!("outside the network's --ip-range {r}")));
-        }
+    if let Some(r) = s.ip_range.filter(|r| !r.contains(&ip)) {
+        return Err(bad(IpRefusal::OutsideRange(r)).into());
     }
     if ip == s.gateway {
-        return Err(bad("it is the network's gateway".into()));
+        return Err(bad(IpRefusal::Gateway).into());
     }
     if let Some((name, _)) = s.aux_addresses.iter().find(|(_, a)| **a == ip) {
-        return Err(bad(format!("it is reserved as --aux-address {name}")));
+        return Err(bad(IpRefusal::AuxAddress(name.clone())).into());
     }
     if ip == s.subnet.network() || (ip.is_ipv4() && ip == s.subnet.broadcast()) {
-        return Err(bad("it is the subnet's network or broadcast address".into()));
+        return Err(bad(IpRefusal::NetworkOrBroadcast).into());
     }
     Ok(())
 }

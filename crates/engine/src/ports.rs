@@ -1,8 +1,6 @@
 //! Host-mode ports: the pre-start conflict check (shared/DESIGN.md "Host mode port check")
 //! and what a running host-mode container really listens on, for `ps` and `port`.
 
-use std::str::FromStr;
-
 use berth_net::{hostport, Listener, NetworkMode, PortSpec};
 
 use std::fs::File;
@@ -73,7 +71,7 @@ impl Engine {
             if other.id == c.id
                 || other.config.skip_port_check
                 || !starting
-                || NetworkMode::from_str(&other.config.network) != Ok(NetworkMode::Host)
+                || other.config.network != NetworkMode::Host
             {
                 continue;
             }
@@ -182,9 +180,7 @@ impl Engine {
 
     /// Sockets a running host-mode container holds (empty for other modes or when stopped).
     pub fn host_listeners(&self, c: &Container) -> Vec<Listener> {
-        if c.state.status != Status::Running
-            || NetworkMode::from_str(&c.config.network) != Ok(NetworkMode::Host)
-        {
+        if c.state.status != Status::Running || c.config.network != NetworkMode::Host {
             return Vec::new();
         }
         expand_dual_stack(hostport::listening_ports_of(&c.id).unwrap_or_default())

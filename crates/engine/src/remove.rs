@@ -4,6 +4,29 @@
 use crate::state::{self, Status};
 use crate::{Engine, EngineError};
 
+/// Why `rm` refuses or fails.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    /// The container runs and `-f` was not given.
+    #[error("cannot remove container {container}: it is running; stop it first or use rm -f")]
+    Running {
+        /// The container's name.
+        container: String,
+    },
+    /// The container's monitor is starting it and `-f` was not given.
+    #[error("cannot remove container {container}: it is starting; wait, or use rm -f")]
+    Starting {
+        /// The container's name.
+        container: String,
+    },
+    /// A starting monitor did not end after SIGKILL.
+    #[error("container monitor: the monitor of container {id} did not end; try again")]
+    MonitorStuck {
+        /// The container's id.
+        id: String,
+    },
+}
+
 impl Engine {
     /// Removes the container `key`. A running container is refused unless `force`, which kills
     /// it first (SIGKILL, as Docker's `rm -f`). Returns the removed container's name.
@@ -12,18 +35,18 @@ impl Engine {
         let c = self.reconcile_one(c)?;
         if matches!(c.state.status, Status::Running | Status::Restarting) {
             if !force {
-                return Err(EngineError::Invalid(format!(
-                    "cannot remove container {}: it is running; stop it first or use rm -f",
-                    c.name
-                )));
+                return Err(RemoveError::Running {
+                    container: c.name.to_string(),
+                }
+                .into());
             }
             self.kill_and_wait(&c.id, "KILL", std::time::Duration::from_secs(10))?;
         } else if crate::lock::monitor_running(&self.paths, &c.id) {
             if !force {
-                return Err(EngineError::Invalid(format!(
-                    "cannot remove container {}: it is starting; wait, or use rm -f",
-                    c.name
-                )));
+                return Err(RemoveError::Starting {
+                    container: c.name.to_string(),
+                }
+                .into());
             }
             self.end_starting_monitor(&c.id)?;
         }
@@ -42,16 +65,16 @@ impl Engine {
         while crate::lock::monitor_running(&self.paths, id) {
             if let Some(c) = state::by_id(self.store.conn(), id)? {
                 if crate::reconcile::monitor_alive(&c.state) {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(c.state.monitor_pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
+                    if let Some(pid) = Some(c.state.monitor_pid)
+                        .filter(|p| *p > 0)
+                        .and_then(rustix::process::Pid::from_raw)
+                    {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                    }
                 }
             }
             if Instant::now() > end {
-                return Err(EngineError::Monitor(format!(
-                    "the monitor of container {id} did not end; try again"
-                )));
+                return Err(RemoveError::MonitorStuck { id: id.to_string() }.into());
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -3,18 +3,42 @@
 //! monitor and waits for it to report the container started, or why it did not.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
 
 use berth_net::NetworkMode;
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use rustix::io::{fcntl_setfd, FdFlags};
 
+use crate::monitor::MonitorError;
+use crate::ready::ReadyMessage;
 use crate::state::{self, Container, Status};
 use crate::{attach, Engine, EngineError};
+
+/// Why a container cannot start (before or while its monitor builds the bundle).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `--net container:NAME` whose target does not run.
+    #[error("cannot join the network of container {target}: it is not running; start it first (berth start {target})")]
+    TargetNotRunning {
+        /// The target's name.
+        target: String,
+    },
+    /// Another berth process holds the monitor lock for longer than a start takes.
+    #[error("container {id} is already being started by another berth process")]
+    AlreadyStarting {
+        /// The container's id.
+        id: String,
+    },
+    /// Neither the image nor the command line gives a command.
+    #[error("no command specified: the image has no Cmd or Entrypoint; give a command after the image name")]
+    NoCommand,
+    /// `--add-host NAME:host-gateway` in a mode without a network to reach the host through.
+    #[error("--add-host NAME:host-gateway needs a network to reach the host through (not --net none or container:)")]
+    HostGatewayNeedsNetwork,
+}
 
 /// A started container; for an attached start, the attach stream too.
 #[derive(Debug)]
@@ -46,7 +70,7 @@ impl Engine {
                 already_running: true,
             });
         }
-        let host_guard = match NetworkMode::from_str(&c.config.network)? {
+        let host_guard = match &c.config.network {
             NetworkMode::Host if !c.config.skip_port_check => Some(self.host_port_lock()?),
             _ => None,
         };
@@ -59,19 +83,17 @@ impl Engine {
         let mut ready = BufReader::new(ready);
         let mut stream = None;
         if attach {
-            self.expect_ready(&mut ready, &mut child, "created")?;
+            self.expect_ready(&mut ready, &mut child, ReadyMessage::Created)?;
             let sock = self.paths.attach_socket(&c.id);
             let conn = berth_sys::fd::SocketPath::new(
                 &self.paths.run_dir(&c.id),
                 crate::paths::ATTACH_SOCKET,
             )
             .and_then(|sp| attach::connect(sp.path(), c.config.open_stdin))
-            .map_err(|e| {
-                EngineError::Monitor(format!("cannot attach to {}: {e}", sock.display()))
-            })?;
+            .map_err(|e| MonitorError::io(format!("cannot attach to {}", sock.display()), e))?;
             stream = Some(conn);
         }
-        self.expect_ready(&mut ready, &mut child, "started")?;
+        self.expect_ready(&mut ready, &mut child, ReadyMessage::Started)?;
         drop(host_guard);
         Ok(Started {
             container: self.container(&c.id)?,
@@ -83,16 +105,15 @@ impl Engine {
 
     /// The checks that must pass before anything is created.
     fn preflight(&self, c: &Container) -> Result<(), EngineError> {
-        match NetworkMode::from_str(&c.config.network)? {
+        match &c.config.network {
             NetworkMode::Host if !c.config.skip_port_check => self.check_host_ports(c),
             NetworkMode::Container(target) => {
-                let t = self.container(&target)?;
+                let t = self.container(target)?;
                 if t.state.status != Status::Running {
-                    return Err(EngineError::Invalid(format!(
-                        "cannot join the network of container {}: it is not running; start it \
-                         first (berth start {})",
-                        t.name, t.name
-                    )));
+                    return Err(StartError::TargetNotRunning {
+                        target: t.name.to_string(),
+                    }
+                    .into());
                 }
                 Ok(())
             }
@@ -111,17 +132,13 @@ impl Engine {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let lock = lock.ok_or_else(|| {
-            EngineError::Invalid(format!(
-                "container {id} is already being started by another berth process"
-            ))
-        })?;
+        let lock = lock
+            .ok_or_else(|| EngineError::from(StartError::AlreadyStarting { id: id.to_string() }))?;
         let lock_fd = lock.inheritable_fd()?;
-        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-            .map_err(|e| EngineError::Monitor(format!("pipe: {e}")))?;
-        // The write end must survive exec into the monitor: clear its close-on-exec flag.
-        fcntl(w.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
-            .map_err(|e| EngineError::Monitor(format!("fcntl: {e}")))?;
+        // Both ends close-on-exec (pipe2(2) O_CLOEXEC) ...
+        let (r, w) = std::io::pipe().map_err(|e| MonitorError::io("pipe", e))?;
+        // ... but the write end must survive exec into the monitor.
+        fcntl_setfd(&w, FdFlags::empty()).map_err(|e| MonitorError::io("fcntl", e))?;
         let exe =
             std::env::current_exe().map_err(|e| EngineError::io("/proc/self/exe".as_ref(), e))?;
         let dir = self.paths.container_dir(id);
@@ -152,43 +169,32 @@ impl Engine {
             .process_group(0);
         let child = cmd
             .spawn()
-            .map_err(|e| EngineError::Monitor(format!("cannot start the monitor: {e}")))?;
+            .map_err(|e| MonitorError::io("cannot start the monitor", e))?;
         drop(w);
         // The monitor has its own copy of the locked descriptor now.
         drop(lock);
-        Ok((child, File::from(r)))
+        Ok((child, File::from(OwnedFd::from(r))))
     }
 
-    /// Reads the next line from the monitor: `want`, or `error CODE MESSAGE`.
+    /// Reads the next message from the monitor: `want`, or the failure it reports.
     fn expect_ready(
         &self,
         ready: &mut BufReader<File>,
         child: &mut Child,
-        want: &str,
+        want: ReadyMessage,
     ) -> Result<(), EngineError> {
-        let mut line = String::new();
-        let n = ready
-            .read_line(&mut line)
-            .map_err(|e| EngineError::Monitor(e.to_string()))?;
-        let line = line.trim_end();
-        if n == 0 {
-            let status = child.wait().ok();
-            return Err(EngineError::Monitor(format!(
-                "the monitor exited before the container started ({status:?}); see its log \
-                 under the container directory (monitor.log)"
-            )));
-        }
-        if line == want {
+        let msg = ReadyMessage::read_from(ready);
+        if matches!(&msg, Ok(Some(m)) if *m == want) {
             return Ok(());
         }
-        let rest = line.strip_prefix("error ").unwrap_or(line);
-        let (code, msg) = rest.split_once(' ').unwrap_or(("125", rest));
-        let _ = child.wait();
-        Err(match code {
-            "127" => EngineError::CommandNotFound(msg.to_string()),
-            "126" => EngineError::CannotInvoke(msg.to_string()),
-            "port" => EngineError::PortConflict(msg.to_string()),
-            _ => EngineError::Invalid(msg.to_string()),
+        let status = child.wait().ok();
+        Err(match msg {
+            Ok(Some(ReadyMessage::Failed { kind, message })) => kind.into_error(message),
+            Ok(None) => MonitorError::Exited { status }.into(),
+            Ok(Some(other)) => {
+                MonitorError::Protocol(format!("expected {want:?}, got {other:?}")).into()
+            }
+            Err(e) => MonitorError::Protocol(e.to_string()).into(),
         })
     }
 }

@@ -7,6 +7,29 @@ use std::time::Duration;
 use crate::state::{self, Status};
 use crate::{Engine, EngineError};
 
+/// Why `stop`, `kill` or `restart` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    /// The container outlived the signal and the grace period.
+    #[error("container monitor: container {id} did not exit within {secs}s of SIG{signal}")]
+    Timeout {
+        /// The container's id.
+        id: String,
+        /// The grace period, in seconds.
+        secs: u64,
+        /// The signal's name without `SIG`.
+        signal: String,
+    },
+    /// A `--signal`/`-s` value that names no signal.
+    #[error("invalid signal {given:?}: use {hint}")]
+    Signal {
+        /// The value given.
+        given: String,
+        /// What to give instead.
+        hint: &'static str,
+    },
+}
+
 impl Engine {
     /// `stop -t SECS`: SIGTERM, then SIGKILL after `timeout`. A stopped container is fine.
     pub fn stop(&mut self, key: &str, timeout: Duration) -> Result<String, EngineError> {
@@ -61,10 +84,12 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.mark_stopped(id)?;
         if !self.signal_and_wait(id, signal, timeout)? {
-            return Err(EngineError::Monitor(format!(
-                "container {id} did not exit within {}s of SIG{signal}",
-                timeout.as_secs()
-            )));
+            return Err(StopError::Timeout {
+                id: id.to_string(),
+                secs: timeout.as_secs(),
+                signal: signal.to_string(),
+            }
+            .into());
         }
         Ok(())
     }
@@ -94,9 +119,11 @@ pub fn normalize_signal(s: &str) -> Result<String, EngineError> {
         return nix::sys::signal::Signal::try_from(n)
             .map(|sig| sig.as_str().trim_start_matches("SIG").to_string())
             .map_err(|_| {
-                EngineError::Invalid(format!(
-                    "invalid signal {s:?}: use a name like TERM, KILL, HUP or a number from 1 to 64"
-                ))
+                StopError::Signal {
+                    given: s.to_string(),
+                    hint: "a name like TERM, KILL, HUP or a number from 1 to 64",
+                }
+                .into()
             });
     }
     let up = s.to_ascii_uppercase();
@@ -105,9 +132,11 @@ pub fn normalize_signal(s: &str) -> Result<String, EngineError> {
     full.parse::<nix::sys::signal::Signal>()
         .map(|_| name.to_string())
         .map_err(|_| {
-            EngineError::Invalid(format!(
-                "invalid signal {s:?}: use a name like TERM or a number"
-            ))
+            StopError::Signal {
+                given: s.to_string(),
+                hint: "a name like TERM or a number",
+            }
+            .into()
         })
 }
 

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use berth_store::rusqlite::{params, OptionalExtension, Transaction};
 use berth_store::Store;
-use rustix::fs::{flock, FlockOperation};
 
 use crate::archive::{self, PendingImage, PendingLayer, Staged};
 use crate::compression::decompress;
@@ -74,17 +73,16 @@ impl ImageStore {
 
     /// Takes the exclusive image-store lock (released when the file is dropped).
     pub(crate) fn lock(&self) -> Result<File, ImageError> {
-        let path = self.dir.join("lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open lock file", &path))?;
-        flock(&file, FlockOperation::LockExclusive).map_err(|e| ImageError::Io {
-            op: "lock",
-            path,
-            source: e.into(),
+        let file = berth_sys::flock::lock_exclusive(&self.dir.join("lock")).map_err(|e| {
+            let op = match e {
+                berth_sys::flock::FlockError::Open { .. } => "open lock file",
+                berth_sys::flock::FlockError::Lock { .. } => "lock",
+            };
+            ImageError::Io {
+                op,
+                path: e.path().to_path_buf(),
+                source: e.into_io(),
+            }
         })?;
         self.sweep_leftovers();
         Ok(file)

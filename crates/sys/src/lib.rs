@@ -12,6 +12,7 @@
 #![allow(unsafe_code)] // berth-sys is the one crate where unsafe lives (STYLE.md); each block has a SAFETY comment.
 
 pub mod fd;
+pub mod flock;
 pub mod link;
 mod netlink;
 pub mod netns;

@@ -2,7 +2,6 @@
 
 use std::io::Read;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use berth_engine::Engine;
@@ -116,7 +115,8 @@ fn open_input(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Read>> {
         None => Box::new(std::io::stdin().lock()),
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
         Some(p) => Box::new(std::io::BufReader::new(
-            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+            std::fs::File::open(p)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", p.display()))?,
         )),
     })
 }

@@ -183,9 +183,9 @@ fn subnets(a: &CreateArgs) -> anyhow::Result<Vec<SubnetConfig>> {
                  aux address its own name"
             );
         }
-        let ip: IpAddr = ip
-            .parse()
-            .with_context(|| format!("invalid --aux-address {name}={ip}: not an IP address"))?;
+        let ip: IpAddr = ip.parse().map_err(|e| {
+            anyhow::anyhow!("invalid --aux-address {name}={ip}: not an IP address: {e}")
+        })?;
         let i = find(&mut out, ip, &format!("--aux-address {name}={ip}"))?;
         out[i].aux_addresses.insert(name.to_string(), ip);
     }

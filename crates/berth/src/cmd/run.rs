@@ -3,16 +3,15 @@
 //! raw terminal mode and window size with `-t`, and the container's exit code handed back.
 
 use std::io::{IsTerminal, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 
 use berth_engine::attach::{read_frame, FrameKind};
 use berth_engine::config::{
-    parse_add_hosts, parse_env, parse_env_file, parse_mac, parse_security_opts, NetOptions,
+    parse_add_hosts, parse_env, parse_env_file, parse_security_opts, NetOptions,
 };
 use berth_engine::create::CreateRequest;
 use berth_engine::{ContainerConfig, Engine, RestartPolicy};
@@ -150,7 +149,7 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
     let mut env_items = Vec::new();
     for f in &a.env_file {
         let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read --env-file {}", f.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot read --env-file {}: {e}", f.display()))?;
         env_items.extend(parse_env_file(&text));
     }
     env_items.extend(a.env.iter().cloned());
@@ -168,13 +167,13 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
     });
     let add_hosts = parse_add_hosts(&a.add_host)?;
     let security = parse_security_opts(&a.security_opt, |p| std::fs::read_to_string(p))?;
-    let mut publish = a.publish.clone();
-    if a.publish_all {
-        publish.push("-P".into());
-    }
+    let publish = a
+        .publish
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(CreateRequest {
         name: a.name.clone(),
-        publish,
         config: ContainerConfig {
             image: a.image.clone(),
             entrypoint,
@@ -190,15 +189,15 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
             cap_drop: a.cap_drop.clone(),
             privileged: a.privileged,
             restart,
-            network: a.network.clone(),
+            network: a.network.parse()?,
             auto_remove: a.rm,
             skip_port_check: a.skip_port_check,
             net: NetOptions {
-                publish: a.publish.clone(),
+                publish,
                 publish_all: a.publish_all,
                 ip: a.ip,
                 ip6: a.ip6,
-                mac_address: a.mac_address.as_deref().map(parse_mac).transpose()?,
+                mac_address: a.mac_address.as_deref().map(str::parse).transpose()?,
                 aliases: a.network_alias.clone(),
                 dns: a.dns.clone(),
                 dns_search: a.dns_search.clone(),
@@ -348,7 +347,7 @@ fn stream(mut sock: UnixStream, stdin: Option<OwnedFd>, tty: bool) -> CmdResult 
 }
 
 /// Our terminal in raw mode for the life of the value (restored on drop).
-struct RawMode(nix::sys::termios::Termios);
+struct RawMode(rustix::termios::Termios);
 
 impl RawMode {
     fn enter() -> Option<RawMode> {
@@ -356,20 +355,19 @@ impl RawMode {
         if !stdin.is_terminal() {
             return None;
         }
-        let saved = nix::sys::termios::tcgetattr(stdin.as_fd()).ok()?;
+        let saved = rustix::termios::tcgetattr(&stdin).ok()?;
         let mut raw = saved.clone();
-        nix::sys::termios::cfmakeraw(&mut raw);
-        nix::sys::termios::tcsetattr(stdin.as_fd(), nix::sys::termios::SetArg::TCSANOW, &raw)
-            .ok()?;
+        raw.make_raw();
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw).ok()?;
         Some(RawMode(saved))
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(
-            std::io::stdin().as_fd(),
-            nix::sys::termios::SetArg::TCSANOW,
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
             &self.0,
         );
     }

@@ -61,7 +61,7 @@ impl Drop for RuncContainer {
 
 /// Why this test cannot run here, if it cannot.
 fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
+    if !rustix::process::geteuid().is_root() {
         return Some("not root".to_owned());
     }
     let runc = Command::new("runc").arg("--version").output();

@@ -2,10 +2,8 @@
 //! ([`super::nft`]) and applies through an [`NftRunner`], one script per operation, optionally
 //! serialised by an exclusive `flock(2)` on a lock file shared by every berth process.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
-
-use nix::fcntl::{Flock, FlockArg};
 
 use super::nft::render;
 use super::plan::{self, Plan};
@@ -47,23 +45,16 @@ impl<R: NftRunner> NftFirewall<R> {
         &self.runner
     }
 
-    fn locked(&self) -> Result<Option<Flock<File>>, FirewallError> {
+    fn locked(&self) -> Result<Option<File>, FirewallError> {
         let Some(path) = &self.lock else {
             return Ok(None);
         };
-        let lock_err = |source| FirewallError::Lock {
-            path: path.clone(),
-            source,
-        };
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(lock_err)?;
-        Flock::lock(file, FlockArg::LockExclusive)
+        berth_sys::flock::lock_exclusive(path)
             .map(Some)
-            .map_err(|(_, errno)| lock_err(std::io::Error::from(errno)))
+            .map_err(|e| FirewallError::Lock {
+                path: path.clone(),
+                source: e.into_io(),
+            })
     }
 
     fn apply(&self, plan: &Plan) -> Result<(), FirewallError> {
