@@ -61,21 +61,9 @@ macro_rules! skip_kernel {
     }};
 }
 
-/// True under CI (`CI=true`), where only a missing kernel feature may skip a test.
-pub fn strict_skips() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Prints `SKIP: reason`; under `CI=true` panics instead (see [`skip!`]).
-pub fn skip_or_fail(reason: &str) {
-    println!("SKIP: {reason}");
-    eprintln!("SKIP: {reason}");
-    assert!(
-        !strict_skips(),
-        "CI=true allows no skip but a missing kernel feature: {reason} \
-         (a missing tool or package is an install bug: scripts/test-deps.sh)"
-    );
-}
+/// CI's skip policy, shared with the crates' own tests: [`strict_skips`] is true under
+/// `CI=true`, where [`skip_or_fail`] fails instead of skipping (see [`skip!`]).
+pub use berth_sys::testing::{skip_or_fail, strict_skips};
 
 /// Skips the calling test unless it runs as root (namespaces, mounts and runc need it).
 #[macro_export]
