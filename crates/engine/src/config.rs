@@ -311,7 +311,7 @@ pub fn parse_security_opts(
     Ok(out)
 }
 
-/// `run`/`create` options that only matter on networks (bridge and underlay drivers).
+/// `run`/`create` options that only matter on networks (bridge, macvlan and ipvlan drivers).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NetOptions {
     /// `-p` values, parsed at the edge (stored as the strings given).
