@@ -23,8 +23,10 @@ const NET_X: &str = "10.123.3.0/24";
 /// (10.123.2.2), where a case breaks one command.
 fn lab() -> SandboxHost {
     let host = SandboxHost::with_web();
-    host.cli(&["network", "create", "--subnet", NET_A, "a"]).ok();
-    host.cli(&["network", "create", "--subnet", NET_B, "b"]).ok();
+    host.cli(&["network", "create", "--subnet", NET_A, "a"])
+        .ok();
+    host.cli(&["network", "create", "--subnet", NET_B, "b"])
+        .ok();
     host.cli(&["run", "-d", "--net", "b", "--name", "other", "web"])
         .ok();
     assert_eq!(host.ip_on("other", "b"), "10.123.2.2");
@@ -139,7 +141,10 @@ fn assert_fired(host: &SandboxHost, out: &Outcome, point: &str) {
 #[track_caller]
 fn assert_isolated(host: &SandboxHost, from: &str, ip: &str) {
     let out = host.cannot_connect_from(from, ip, 80);
-    assert!(!out.success(), "{from} reached {ip}:80 across networks: {out}");
+    assert!(
+        !out.success(),
+        "{from} reached {ip}:80 across networks: {out}"
+    );
 }
 
 /// After the repair: a new container on `a` gets the first address again (nothing leaked),
@@ -149,7 +154,11 @@ fn a_works_and_is_isolated(host: &SandboxHost, packets: bool) {
         "run", "-d", "--net", "a", "--name", "again", "-p", "8080:80", "web",
     ])
     .ok();
-    assert_eq!(host.ip_on("again", "a"), "10.123.1.2", "the first address is free");
+    assert_eq!(
+        host.ip_on("again", "a"),
+        "10.123.1.2",
+        "the first address is free"
+    );
     if packets {
         assert!(host.wait_published(8080, ""), "the published port answers");
         assert_isolated(host, "again", "10.123.2.2");
@@ -258,11 +267,7 @@ fn x_completed_or_gone(host: &SandboxHost, base: &(HostState, Books)) {
 fn network_create_killed_at(point: &str) {
     let host = lab();
     let base = snapshot(&host);
-    let out = armed(
-        &host,
-        point,
-        &["network", "create", "--subnet", NET_X, "x"],
-    );
+    let out = armed(&host, point, &["network", "create", "--subnet", NET_X, "x"]);
     assert_fired(&host, &out, point);
     x_completed_or_gone(&host, &base);
 }
@@ -270,7 +275,8 @@ fn network_create_killed_at(point: &str) {
 fn network_rm_killed_at(point: &str) {
     let host = lab();
     let base = snapshot(&host);
-    host.cli(&["network", "create", "--subnet", NET_X, "x"]).ok();
+    host.cli(&["network", "create", "--subnet", NET_X, "x"])
+        .ok();
     let out = armed(&host, point, &["network", "rm", "x"]);
     assert_fired(&host, &out, point);
     x_completed_or_gone(&host, &base);
