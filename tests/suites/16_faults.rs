@@ -179,9 +179,9 @@ fn run_killed_at(point: &str, packets: bool) {
             "run", "-d", "--net", "a", "--name", "victim", "-p", "8080:80", "web",
         ],
     );
+    assert_fired(&host, &out, point);
     // Killed before `started` the CLI fails; after it (`run::after-started`) it succeeded.
     assert!(!out.success() || point == "run::after-started", "{out}");
-    assert_fired(&host, &out, point);
     host.cli(&["ps", "-a"]).ok();
     let status = host.status("victim");
     assert!(
