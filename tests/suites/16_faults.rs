@@ -312,6 +312,21 @@ fn connect_killed_at(point: &str) {
     assert_back_to(&host, &before, "after disconnect");
 }
 
+/// `network disconnect b srv` killed at `point`: the next `network disconnect` finishes it
+/// and the host is as before the connect.
+fn disconnect_killed_at(point: &str) {
+    let host = lab();
+    host.cli(&["run", "-d", "--net", "a", "--name", "srv", "web"])
+        .ok();
+    let before = snapshot(&host);
+    host.cli(&["network", "connect", "b", "srv"]).ok();
+    let out = armed(&host, point, &["network", "disconnect", "b", "srv"]);
+    assert_fired(&host, &out, point);
+    host.cli(&["network", "disconnect", "b", "srv"]).ok();
+    assert_back_to(&host, &before, "after disconnect");
+    assert_isolated(&host, "srv", "10.123.2.2");
+}
+
 /// One `#[test]` per step, so each has its own sandbox host and they run in parallel.
 macro_rules! cases {
     ($($name:ident => $body:expr;)+) => {$(
@@ -347,6 +362,7 @@ cases! {
     connect_after_ipam => connect_killed_at("attach::after-ipam");
     connect_after_veth => connect_killed_at("attach::after-veth");
     connect_after_firewall => connect_killed_at("attach::after-firewall");
+    disconnect_after_firewall => disconnect_killed_at("detach::after-firewall");
 }
 
 /// Failpoints never fire without the variable: a plain `run` and `rm` pass every step.
