@@ -12,7 +12,7 @@ release:
 # The suites run the debug binary (target/debug/berth, or $$BERTH_BIN) inside sandbox hosts.
 test:
 	scripts/test-deps.sh
-	$(CARGO) build --bin berth && $(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) build --bin berth --features failpoints && $(CARGO) nextest run --workspace --no-fail-fast
 
 fixtures:
 	tests/fixtures/build-image.sh target/berth-fixtures

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(runc crun busybox-static umoci skopeo iproute2 nftables iputils-ping curl jq tmux
       util-linux python3 protobuf-compiler libprotobuf-dev
-      docker-registry apache2-utils openssl python3-jwt python3-cryptography)
+      docker-registry apache2-utils openssl python3-jwt python3-cryptography sqlite3)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -466,13 +466,17 @@ fn a_network_rm_killed_after_its_firewall_step_leaves_isolation_intact() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("rm.err");
     let mut cmd = host.berth_command(&["network", "rm", "x"]);
-    cmd.env("BERTH_TEST_PAUSE_AT", "network-rm-after-firewall")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+    cmd.env(
+        "BERTH_FAILPOINTS",
+        "network-rm::after-firewall=return(stop)",
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap());
     let mut rm = Background::spawn(&mut cmd);
     let paused = wait_until(Duration::from_secs(20), || {
-        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("paused at"))
+        std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("failpoint network-rm::after-firewall"))
     });
     assert!(
         paused,

@@ -323,7 +323,7 @@ fn a_connect_killed_after_recording_its_endpoint_is_redone_by_the_next_connect()
     ])
     .ok();
     let mut cmd = host.berth_command(&["network", "connect", "cn2", "srv"]);
-    cmd.env("BERTH_TEST_PAUSE_AT", "connect-after-record")
+    cmd.env("BERTH_FAILPOINTS", "attach::after-ipam=return(stop)")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -62,6 +62,11 @@ fn main() -> ExitCode {
             };
         }
     };
+    // Fault injection (feature `failpoints` only; a no-op otherwise).
+    if let Err(e) = berth_sys::failpoint::setup() {
+        eprintln!("berth: {e}");
+        return ExitCode::from(125);
+    }
     if !matches!(cli.command, cmd::Command::Monitor(_)) {
         berth_sys::process::default_sigpipe();
     }

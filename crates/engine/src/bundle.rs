@@ -86,6 +86,7 @@ pub fn write_bundle(engine: &mut Engine, c: &Container) -> Result<Bundle, Engine
     let digest = berth_image::Digest::parse(&c.image_id).map_err(berth_image::ImageError::from)?;
     let layers = engine.images.layer_dirs(&engine.store, &digest)?;
     rootfs::mount_overlay(&layers, &dir, &rootfs_dir)?;
+    berth_sys::failpoint::hit("run::after-rootfs");
     let image = engine.images.config(&engine.store, &digest)?;
     let image_cfg = image.config().clone().unwrap_or_default();
     let process = merge_process(&image_cfg, &c.config)?;

@@ -82,6 +82,7 @@ impl Engine {
             created: chrono::Utc::now(),
         };
         state::insert(&mut self.store, &container)?;
+        berth_sys::failpoint::hit("run::after-record");
         let dir = self.paths.container_dir(&container.id);
         if let Err(e) = std::fs::create_dir_all(&dir) {
             let _ = state::delete(&mut self.store, &container.id);

@@ -169,6 +169,7 @@ impl Monitor {
         state::update_state(&mut self.engine.store, &self.id, |s| {
             s.sandbox_key = bundle.sandbox_key.clone();
         })?;
+        berth_sys::failpoint::hit("run::after-bundle");
         self.ports = bundle.reservation;
         *self.hub.tty.lock().expect("hub lock") = c.config.tty;
         Ok(Prepared {
@@ -260,6 +261,7 @@ impl Monitor {
             &pid_file,
             io.stdio()?,
         )?;
+        berth_sys::failpoint::hit("run::after-runtime-create");
         let mut io = io.after_create()?;
         if let Some(fd) = io.client_stdin.take() {
             *self.hub.stdin.lock().expect("hub lock") = Some(fd);
@@ -285,6 +287,7 @@ impl Monitor {
         })?;
         self.say(&ReadyMessage::Started);
         self.ready = None;
+        berth_sys::failpoint::hit("run::after-started");
         let log = self.engine.paths.log_file(&self.id);
         let pumps = spawn_pumps(io.outputs, &log, &self.hub)?;
         let code = wait_for(pid);

@@ -90,14 +90,17 @@ pub fn release_resources(engine: &mut Engine, id: &str) -> Vec<EngineError> {
     if let Err(e) = engine.runtime.delete(id) {
         errors.push(e);
     }
+    berth_sys::failpoint::hit("release::after-runtime-delete");
     // Endpoints before the sandbox: the veths and rules go, then the namespace.
     errors.extend(engine.detach_networks(id));
+    berth_sys::failpoint::hit("release::after-detach");
     let key = engine.paths.sandbox_key(id);
     if key.exists() {
         if let Err(e) = berth_net::Sandbox::remove(&engine.paths.runroot, id) {
             errors.push(berth_net::NetError::from(e).into());
         }
     }
+    berth_sys::failpoint::hit("release::after-sandbox");
     if let Err(e) = crate::rootfs::unmount(&engine.paths.rootfs(id)) {
         errors.push(e);
     }
@@ -113,6 +116,7 @@ pub fn release_resources(engine: &mut Engine, id: &str) -> Vec<EngineError> {
 /// Releases resources, deletes `<root>/containers/<id>` and the record.
 pub fn purge(engine: &mut Engine, id: &str) -> Result<(), EngineError> {
     let mut errors = release_resources(engine, id);
+    berth_sys::failpoint::hit("rm::after-release");
     let dir = engine.paths.container_dir(id);
     if dir.exists() {
         if let Err(e) = std::fs::remove_dir_all(&dir) {

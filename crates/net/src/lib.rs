@@ -11,7 +11,6 @@
 //! - [`netstate`]: per-driver network state and its stored shape.
 //! - [`kernel`]: the [`kernel::Netlink`] seam (and its recording fake, feature `test-support`).
 //! - [`manager`]: the network manager (validate → IPAM → driver → firewall → record).
-//! - [`test_hooks`]: `BERTH_TEST_PAUSE_AT`, where e2e tests stop a command to kill it.
 
 pub mod driver;
 pub mod drivers;
@@ -27,7 +26,6 @@ pub mod port;
 pub mod ports;
 pub mod records;
 pub mod sandbox;
-pub mod test_hooks;
 
 pub use hostport::{
     berth_container_id, check_host_ports, find_conflicts, listening_ports_of, Conflict,

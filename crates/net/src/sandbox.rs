@@ -94,6 +94,7 @@ impl Sandbox {
                 }
             },
         };
+        berth_sys::failpoint::hit("run::after-sandbox");
         Ok(Sandbox {
             spec: SandboxSpec { netns },
             owned,

@@ -8,9 +8,11 @@
 //! - [`sysctl`]: `/proc/sys/net` keys of the calling thread's namespace.
 //! - [`sockdiag`]: listening sockets (sock_diag netlink).
 //! - [`procfs`]: socket owners from `/proc`.
+//! - [`failpoint`]: fault injection for the end-to-end suites (feature `failpoints`).
 
 #![allow(unsafe_code)] // berth-sys is the one crate where unsafe lives (STYLE.md); each block has a SAFETY comment.
 
+pub mod failpoint;
 pub mod fd;
 pub mod flock;
 pub mod link;

@@ -13,18 +13,3 @@ pub fn default_sigpipe() {
     // restrictions on handlers apply; called once at start-up before threads are spawned.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
-
-/// The environment variable naming a test pause point (see [`pause_at`]).
-pub const PAUSE_ENV: &str = "BERTH_TEST_PAUSE_AT";
-
-/// A test hook, compiled in always: when `BERTH_TEST_PAUSE_AT` equals `point`, the process
-/// stops itself with SIGSTOP (signal(7)) right there, so an end-to-end test can SIGKILL it at
-/// exactly that step and check that the next command repairs what it left. Points:
-/// `connect-after-record` (`network connect`: endpoint recorded, no interface yet). Costs one
-/// environment lookup when unset.
-pub fn pause_at(point: &str) {
-    if std::env::var_os(PAUSE_ENV).is_some_and(|v| v == point) {
-        eprintln!("berth: {PAUSE_ENV}={point}: stopping (SIGSTOP)");
-        let _ = nix::sys::signal::raise(Signal::SIGSTOP);
-    }
-}

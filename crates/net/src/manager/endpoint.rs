@@ -35,13 +35,14 @@ impl Manager<'_> {
         }
         let id = new_id();
         let ep = self.record_endpoint(network, container_id, &id, req)?;
-        berth_sys::process::pause_at("connect-after-record");
+        berth_sys::failpoint::hit("attach::after-ipam");
         if let Err(e) = self
             .driver(network)
             .join(network, &ep, netns, req.default_route)
         {
             return Err(rolled_back(e.into(), [self.unrecord_endpoint(&ep)]));
         }
+        berth_sys::failpoint::hit("attach::after-veth");
         if has_rules(network) {
             if let Err(e) = self.firewall.add_endpoint(network, &ep) {
                 let undo = [
@@ -53,6 +54,7 @@ impl Manager<'_> {
                 return Err(rolled_back(e.into(), undo));
             }
         }
+        berth_sys::failpoint::hit("attach::after-firewall");
         Ok(ep)
     }
 
@@ -148,6 +150,7 @@ impl Manager<'_> {
                 if let Err(e) = self.firewall.remove_endpoint(n, ep) {
                     first_err.get_or_insert(ManagerError::from(e));
                 }
+                berth_sys::failpoint::hit("detach::after-firewall");
             }
             if !sandbox_going {
                 if let Err(e) = self.driver(n).leave(n, ep, netns) {

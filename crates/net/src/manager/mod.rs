@@ -322,6 +322,7 @@ impl<'a> Manager<'a> {
         covered.push(state.clone());
         let with = plan::generation(&covered);
         self.store.write(|tx| records::insert_network(tx, &state))?;
+        berth_sys::failpoint::hit("network-create::after-record");
         // Rules before the bridge: a crash in between leaves rules without a bridge, which the
         // next use repairs (`ready` recreates a missing bridge and re-adds the rules); the other
         // order could leave a bridge without isolation or masquerade.
@@ -329,6 +330,7 @@ impl<'a> Manager<'a> {
             if let Err(e) = self.firewall.add_network(&state, with) {
                 return Err(rolled_back(e.into(), [self.unrecord(&state)]));
             }
+            berth_sys::failpoint::hit("network-create::after-firewall");
         }
         if let Err(e) = self.driver(&state).create_network(&state) {
             // The objects may exist half-configured: delete them with the rules and the record.
@@ -343,6 +345,7 @@ impl<'a> Manager<'a> {
             ];
             return Err(rolled_back(e.into(), undo));
         }
+        berth_sys::failpoint::hit("network-create::after-bridge");
         Ok(state)
     }
 
@@ -385,7 +388,7 @@ impl<'a> Manager<'a> {
         let rules = if has_rules(&n) {
             let without = self.generation_without(&n.id)?;
             let removed = self.remove_rules(&n, without);
-            crate::test_hooks::pause_at(crate::test_hooks::NETWORK_RM_AFTER_FIREWALL);
+            berth_sys::failpoint::hit("network-rm::after-firewall");
             removed
         } else {
             Ok(())
@@ -395,6 +398,7 @@ impl<'a> Manager<'a> {
             .driver(&n)
             .delete_network(&n, &others)
             .map_err(ManagerError::from);
+        berth_sys::failpoint::hit("network-rm::after-bridge");
         self.unrecord(&n)?;
         rules.and(objects).map(|()| n)
     }
