@@ -351,6 +351,14 @@ fn a_thousand_published_ports_come_and_go_together() {
         host.wait_published(21080, "berth demo: many"),
         "the extra port answers"
     );
+    // ps collapses the run into one range, as Docker does.
+    let ps = host.cli(&["ps"]).ok();
+    assert!(
+        ps.contains("0.0.0.0:21080->80/tcp, 0.0.0.0:20000-20999->20000-20999/tcp")
+            || ps.contains("0.0.0.0:20000-20999->20000-20999/tcp, 0.0.0.0:21080->80/tcp"),
+        "{}",
+        &ps[..ps.len().min(600)]
+    );
     let err = host
         .cli(&["run", "-d", "--name", "clash", "-p", "20500:80", "web"])
         .code(125);
@@ -389,4 +397,52 @@ fn connected_networks_survive_a_restart() {
     host.cli(&["network", "connect", "front", "api"]).ok();
     let links = host.exec_sh("api", "ip -o link").ok();
     assert!(links.contains("eth0") && links.contains("eth1"), "{links}");
+}
+
+#[test]
+fn the_host_itself_can_query_the_embedded_dns() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    // A "LAN" address on the host, on a link made before the bridge: masquerade on lo would
+    // pick it as the new source (inet_select_addr takes the first universe-scope address).
+    let _lan = host.add_client();
+    host.cli(&["network", "create", "--subnet", "10.235.0.0/24", "hostdns"])
+        .ok();
+    host.cli(&["run", "-d", "--name", "named", "--net", "hostdns", "web"])
+        .ok();
+    let ip = host.ip_on("named", "hostdns");
+    // From the sandbox host's own namespace (not a container): the packet leaves by lo with
+    // the gateway as its source and must not be masqueraded on the way.
+    let out = host.sh("timeout 10 busybox nslookup named 10.235.0.1");
+    assert!(out.success() && out.stdout.contains(&ip), "{out}");
+    let rules = host.nft_ruleset();
+    assert!(
+        rules.contains("oifname != \"lo\" oifname != @bridges masquerade"),
+        "{rules}"
+    );
+}
+
+#[test]
+fn bridge_names_the_kernel_would_treat_as_templates_are_refused() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    let links = host.link_names();
+    for name in ["x%d", "br/x", "br:x", "br x"] {
+        let opt = format!("com.docker.network.bridge.name={name}");
+        let err = host
+            .cli(&[
+                "network",
+                "create",
+                "-o",
+                &opt,
+                "--subnet",
+                "10.236.0.0/24",
+                "tmpl",
+            ])
+            .code(125);
+        assert!(err.contains("invalid interface name"), "{name}: {err}");
+        assert!(err.contains("'%'"), "{name}: {err}");
+    }
+    assert_eq!(host.link_names(), links, "no link was left behind (x0)");
+    assert!(!host.network_names().contains("tmpl"));
 }

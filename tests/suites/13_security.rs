@@ -500,3 +500,205 @@ fn a_mac_address_in_use_on_the_network_is_refused_naming_its_holder() {
     assert!(host.running_names().contains("holder2"));
     assert!(!host.running_names().contains("early"));
 }
+
+#[test]
+fn container_mode_refuses_options_that_would_rewrite_the_joined_container() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    host.cli(&["network", "create", "--subnet", "10.233.0.0/24", "joined"])
+        .ok();
+    host.cli(&["run", "-d", "--name", "xx", "--net", "joined", "web"])
+        .ok();
+    let files = |h: &SandboxHost| h.exec_sh("xx", "cat /etc/resolv.conf /etc/hosts").ok();
+    let before = files(&host);
+    assert!(before.contains("nameserver 10.233.0.1"), "{before}");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--dns", "9.9.9.9"],
+            "conflicting options: dns and the network mode",
+        ),
+        (
+            &["--dns-search", "evil.example"],
+            "conflicting options: dns and the network mode",
+        ),
+        (
+            &["--dns-option", "ndots:9"],
+            "conflicting options: dns and the network mode",
+        ),
+        (
+            &["--add-host", "bank:10.0.0.66"],
+            "conflicting options: custom host-to-IP mapping and the network mode",
+        ),
+        (
+            &["--add-host", "gw:host-gateway"],
+            "conflicting options: custom host-to-IP mapping and the network mode",
+        ),
+        (&["--expose", "81"], "conflicting options: port exposing"),
+        (
+            &["-p", "8095:80"],
+            "cannot be used with --net container:NAME",
+        ),
+        (&["-P"], "cannot be used with --net container:NAME"),
+        (
+            &["--mac-address", "02:42:0a:e9:00:77"],
+            "conflicting options: --mac-address",
+        ),
+        (
+            &["--network-alias", "db"],
+            "network-scoped alias is supported only",
+        ),
+        (&["--hostname", "other"], "conflicting options: --hostname"),
+    ];
+    for (opts, says) in cases {
+        let mut args = vec!["run", "-d", "--name", "refused", "--net", "container:xx"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["web", "sleep", "30"]);
+        let err = host.cli(&args).code(125);
+        assert!(err.contains(says), "{opts:?}: {err}");
+    }
+    assert_eq!(host.running_names(), ["xx".to_string()].into());
+    assert_eq!(
+        host.cli(&["ps", "-aq"]).ok().lines().count(),
+        1,
+        "a refused create left a record"
+    );
+    assert_eq!(
+        files(&host),
+        before,
+        "xx's resolv.conf and hosts were rewritten"
+    );
+    // Without those options, joining still works and sees xx's files.
+    host.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "jj",
+        "--net",
+        "container:xx",
+        "web",
+        "sleep",
+        "30",
+    ])
+    .ok();
+    let joined = host.exec_sh("jj", "cat /etc/resolv.conf").ok();
+    assert!(joined.contains("nameserver 10.233.0.1"), "{joined}");
+    assert_eq!(files(&host), before);
+}
+
+#[test]
+fn network_aliases_need_a_user_defined_network() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    for net in ["bridge", "default", "host", "none"] {
+        let err = host
+            .cli(&[
+                "create",
+                "--name",
+                "refused",
+                "--net",
+                net,
+                "--network-alias",
+                "db",
+                "web",
+            ])
+            .code(125);
+        assert!(
+            err.contains(
+                "network-scoped alias is supported only for containers in user defined networks"
+            ),
+            "{net}: {err}"
+        );
+    }
+    assert_eq!(
+        host.cli(&["ps", "-aq"]).ok(),
+        "",
+        "a refused create left a record"
+    );
+    host.cli(&["network", "create", "--subnet", "10.234.0.0/24", "aliased"])
+        .ok();
+    host.cli(&[
+        "run",
+        "-d",
+        "--name",
+        "ca",
+        "--net",
+        "aliased",
+        "--network-alias",
+        "db",
+        "web",
+    ])
+    .ok();
+    host.cli(&["run", "-d", "--name", "da", "web"]).ok();
+    let err = host
+        .cli(&["network", "connect", "--alias", "db3", "bridge", "ca"])
+        .code(125);
+    assert!(
+        err.contains("network-scoped alias is supported only"),
+        "{err}"
+    );
+    // The refused connect attached nothing; a user-defined network takes the alias.
+    let c = host.inspect("ca");
+    let nets = c["NetworkSettings"]["Networks"].as_object().unwrap();
+    assert_eq!(nets.keys().collect::<Vec<_>>(), ["aliased"], "{c}");
+    host.cli(&["network", "connect", "--alias", "db2", "aliased", "da"])
+        .ok();
+    let out = host.exec_sh("ca", "nslookup db2").ok();
+    assert!(out.contains(&host.ip_on("da", "aliased")), "{out}");
+}
+
+#[test]
+fn seccomp_profiles_must_be_small_regular_files_with_valid_rules() {
+    require_root!();
+    let host = SandboxHost::with_web();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let arg6 = dir.path().join("arg6.json");
+    std::fs::write(
+        &arg6,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["personality"],"action":"SCMP_ACT_ERRNO","args":[{"index":6,"value":8,"op":"SCMP_CMP_EQ"}]}]}"#,
+    )
+    .unwrap();
+    let notify = dir.path().join("notify.json");
+    std::fs::write(
+        &notify,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+    )
+    .unwrap();
+    let cases = [
+        ("/dev/zero".to_string(), "not a regular file"),
+        (path(&fifo).to_string(), "not a regular file"),
+        (path(dir.path()).to_string(), "not a regular file"),
+        (path(&arg6).to_string(), "compares argument 6"),
+        (path(&notify).to_string(), "SCMP_ACT_NOTIFY"),
+    ];
+    for (file, says) in cases {
+        let opt = format!("seccomp={file}");
+        let started = std::time::Instant::now();
+        let err = host
+            .cli(&["create", "--name", "refused", "--security-opt", &opt, "web"])
+            .code(125);
+        assert!(err.contains(says), "{file}: {err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{file}"
+        );
+    }
+    assert_eq!(
+        host.cli(&["ps", "-aq"]).ok(),
+        "",
+        "a refused create left a record"
+    );
+    // Argument 5 is the last one a rule may compare, and it runs.
+    let arg5 = dir.path().join("arg5.json");
+    std::fs::write(
+        &arg5,
+        std::fs::read_to_string(&arg6)
+            .unwrap()
+            .replace("\"index\":6", "\"index\":5"),
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", path(&arg5));
+    host.cli(&["run", "--rm", "--security-opt", &opt, "web", "true"])
+        .ok();
+}

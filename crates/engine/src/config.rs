@@ -311,6 +311,55 @@ pub fn parse_security_opts(
     Ok(out)
 }
 
+/// The largest `--security-opt seccomp=PATH` file read (16 MiB): Docker's own default profile
+/// is under 30 KiB, and the largest real profiles a few MB.
+pub const SECCOMP_PROFILE_MAX: u64 = 16 << 20;
+
+/// Reads a `--security-opt seccomp=PATH` profile: a regular file (symlinks followed) of at
+/// most [`SECCOMP_PROFILE_MAX`] bytes, UTF-8. Opened non-blocking and checked on the open
+/// descriptor, so a FIFO or a device (`/dev/zero`) is refused at once instead of hanging or
+/// filling memory.
+///
+/// # Errors
+/// The open/read error; `InvalidInput` for a file that is not regular or too large, with a
+/// message saying so.
+pub fn read_seccomp_profile(path: &str) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "not a regular file; give the path of a JSON profile file",
+        ));
+    }
+    let too_big = || {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "larger than {} MiB; a seccomp profile is a small JSON file",
+                SECCOMP_PROFILE_MAX >> 20
+            ),
+        )
+    };
+    if meta.len() > SECCOMP_PROFILE_MAX {
+        return Err(too_big());
+    }
+    let mut text = String::new();
+    // The file may grow after the check: read one byte past the limit to notice.
+    file.take(SECCOMP_PROFILE_MAX + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > SECCOMP_PROFILE_MAX {
+        return Err(too_big());
+    }
+    Ok(text)
+}
+
 /// `run`/`create` options that only matter on networks (bridge, macvlan and ipvlan drivers).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NetOptions {
@@ -753,6 +802,43 @@ mod tests {
         assert_eq!(
             parse_security_opts(&[], read).unwrap(),
             SecurityOptions::default()
+        );
+    }
+
+    #[test]
+    fn seccomp_profiles_are_regular_files_of_bounded_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+        // A 15 MB real-looking profile still reads (padding is JSON whitespace).
+        let mut big = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[]"#.to_string();
+        big.push_str(&" ".repeat(15_000_000));
+        big.push('}');
+        std::fs::write(path("big.json"), &big).unwrap();
+        std::os::unix::fs::symlink(path("big.json"), path("link.json")).unwrap();
+        for ok in ["big.json", "link.json"] {
+            let text = read_seccomp_profile(&path(ok)).unwrap();
+            crate::spec::seccomp::parse_profile(&text).unwrap();
+        }
+        // Larger than the cap (sparse: no disk used).
+        let f = std::fs::File::create(path("huge.json")).unwrap();
+        f.set_len(SECCOMP_PROFILE_MAX + 1).unwrap();
+        let e = read_seccomp_profile(&path("huge.json")).unwrap_err();
+        assert!(e.to_string().contains("larger than 16 MiB"), "{e}");
+        // A FIFO is refused without waiting for a writer; so are devices and directories.
+        nix::unistd::mkfifo(
+            dir.path().join("fifo").as_path(),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        for bad in [path("fifo"), "/dev/zero".into(), path("")] {
+            let e = read_seccomp_profile(&bad).unwrap_err();
+            assert!(e.to_string().contains("not a regular file"), "{bad}: {e}");
+        }
+        let e = parse_security_opts(&["seccomp=/dev/zero".into()], read_seccomp_profile);
+        let m = e.unwrap_err().to_string();
+        assert!(
+            m.contains("/dev/zero") && m.contains("not a regular file"),
+            "{m}"
         );
     }
 

@@ -4,6 +4,8 @@ use serde_json::{json, Value};
 
 use berth_net::hostport::HostPortLabel;
 
+use berth_net::PortMapping;
+
 use crate::state::{Container, Status};
 use crate::Engine;
 
@@ -144,12 +146,98 @@ impl Engine {
             .map(|l| HostPortLabel(l).to_string())
             .collect();
         if c.state.status == Status::Running {
-            cols.extend(
-                self.published_ports(&c.id)
-                    .iter()
-                    .map(crate::network::mapping_label),
-            );
+            cols.extend(mapping_labels(&self.published_ports(&c.id)));
         }
         cols.join(", ")
+    }
+}
+
+/// Published mappings as `ps` shows them, sorted by address, protocol and port, with runs of
+/// consecutive host and container ports collapsed into one range, as Docker's
+/// `DisplayablePorts` (docker/cli `cli/command/formatter/container.go`):
+/// `0.0.0.0:20000-24999->20000-24999/tcp`. Keeps the cell short when thousands are published.
+pub fn mapping_labels(mappings: &[PortMapping]) -> Vec<String> {
+    let mut sorted = mappings.to_vec();
+    sorted.sort_by_key(|m| (m.host_ip, m.proto, m.host_port, m.container_port));
+    sorted.dedup();
+    let mut out = Vec::new();
+    let mut rest = sorted.as_slice();
+    while let Some(first) = rest.first() {
+        let len = 1 + rest
+            .windows(2)
+            .take_while(|w| continues(&w[0], &w[1]))
+            .count();
+        out.push(range_label(first, &rest[len - 1]));
+        rest = &rest[len..];
+    }
+    out
+}
+
+/// Whether `b` extends the run ending in `a`: same address and protocol, both ports one up.
+fn continues(a: &PortMapping, b: &PortMapping) -> bool {
+    a.host_ip == b.host_ip
+        && a.proto == b.proto
+        && a.host_port.checked_add(1) == Some(b.host_port)
+        && a.container_port.checked_add(1) == Some(b.container_port)
+}
+
+/// `IP:H1-H2->C1-C2/proto` for a run from `first` to `last` (one mapping: no ranges).
+fn range_label(first: &PortMapping, last: &PortMapping) -> String {
+    if first == last {
+        return crate::network::mapping_label(first);
+    }
+    let ip = match first.host_ip {
+        None => "0.0.0.0".to_string(),
+        Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        Some(ip) => ip.to_string(),
+    };
+    format!(
+        "{ip}:{}-{}->{}-{}/{}",
+        first.host_port, last.host_port, first.container_port, last.container_port, first.proto
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_net::Proto;
+
+    fn m(host_port: u16, container_port: u16, proto: Proto) -> PortMapping {
+        PortMapping {
+            host_ip: None,
+            host_port,
+            container_port,
+            proto,
+        }
+    }
+
+    #[test]
+    fn consecutive_ports_collapse_into_ranges() {
+        let mut ms: Vec<PortMapping> = (20000..25000).map(|p| m(p, p, Proto::Tcp)).collect();
+        ms.push(m(8080, 80, Proto::Tcp));
+        ms.push(m(8081, 82, Proto::Tcp)); // host consecutive, container not: its own entry
+        ms.push(m(53, 53, Proto::Udp));
+        ms.push(m(54, 54, Proto::Udp));
+        ms.reverse();
+        let v6 = PortMapping {
+            host_ip: Some("::1".parse().unwrap()),
+            ..m(9000, 90, Proto::Tcp)
+        };
+        ms.push(v6);
+        assert_eq!(
+            mapping_labels(&ms),
+            [
+                "0.0.0.0:8080->80/tcp",
+                "0.0.0.0:8081->82/tcp",
+                "0.0.0.0:20000-24999->20000-24999/tcp",
+                "0.0.0.0:53-54->53-54/udp",
+                "[::1]:9000->90/tcp",
+            ]
+        );
+        assert!(mapping_labels(&[]).is_empty());
+        assert_eq!(
+            mapping_labels(&[m(65535, 65535, Proto::Tcp)]),
+            ["0.0.0.0:65535->65535/tcp"]
+        );
     }
 }

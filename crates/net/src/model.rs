@@ -28,7 +28,7 @@ pub enum ModelError {
         reason: String,
     },
     /// An interface name is too long or has bad characters.
-    #[error("invalid interface name {0:?}: 1 to 15 bytes, no '/', ':' or whitespace (IFNAMSIZ)")]
+    #[error("invalid interface name {0:?}: use 1 to 15 bytes (IFNAMSIZ), not '.' or '..', without '/', ':', '%', whitespace or control characters")]
     IfName(String),
 }
 
@@ -80,7 +80,10 @@ impl fmt::Display for NetworkName {
 }
 
 /// A Linux interface name: 1..=15 bytes (`IFNAMSIZ` 16 with the NUL, include/uapi/linux/if.h),
-/// no `/`, `:` or whitespace.
+/// not `.` or `..`, no `/`, `:` or whitespace (the kernel's `dev_valid_name`,
+/// net/core/dev.c), no `%` (the kernel takes a name with `%d` as a template and picks
+/// `x0`, `x1`, ..., a link berth would not know it made: `dev_alloc_name`), no control
+/// characters (a NUL would cut the name short).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct IfName(String);
@@ -99,7 +102,9 @@ impl FromStr for IfName {
             && s.len() <= 15
             && s != "."
             && s != ".."
-            && !s.contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
+            && !s.contains(|c: char| {
+                matches!(c, '/' | ':' | '%') || c.is_whitespace() || c.is_control()
+            });
         if ok {
             Ok(Self(s.to_string()))
         } else {
@@ -539,5 +544,12 @@ mod tests {
         assert!("a b".parse::<NetworkName>().is_err());
         assert!("br-0123456789ab".parse::<IfName>().is_ok());
         assert!("this-is-too-long0".parse::<IfName>().is_err());
+        for bad in [
+            "x%d", "%", "a/b", "a:1", "a b", "a\tb", "a\0b", "a\u{7f}", ".", "..", "",
+        ] {
+            let e = bad.parse::<IfName>().unwrap_err().to_string();
+            assert!(e.contains("without '/', ':', '%'"), "{bad:?}: {e}");
+        }
+        assert!("br-x.y_z-1".parse::<IfName>().is_ok());
     }
 }

@@ -263,6 +263,10 @@ pub fn network(mut engine: Engine, c: NetworkCommand) -> CmdResult {
             Ok(0)
         }
         NetworkCommand::Connect(a) => {
+            // Refused before anything else, as at create: the default network takes no alias.
+            let mode = a.network.parse().map_err(berth_engine::EngineError::from)?;
+            berth_engine::create::check_alias_scope(&mode, &a.alias)
+                .map_err(berth_engine::EngineError::from)?;
             let req = ConnectRequest {
                 ip: a.ip,
                 ip6: a.ip6,

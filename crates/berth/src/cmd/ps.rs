@@ -82,25 +82,55 @@ pub fn ps(mut engine: Engine, a: PsArgs) -> CmdResult {
 
 /// Prints columns padded to their widest cell, three spaces apart (Docker's tabwriter look).
 pub fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
+    print!("{}", render_table(head, rows));
+}
+
+/// The table [`print_table`] prints, one `\n`-terminated line per row. Cells may be of any
+/// width (padding is pushed by hand: `format!`'s width argument stops at 65535).
+pub fn render_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) -> String {
     let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, cell) in r.iter().enumerate() {
             w[i] = w[i].max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i + 1 == N {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<width$}   ", width = w[i]));
+            s.push_str(c);
+            if i + 1 < N {
+                let pad = w[i] - c.chars().count() + 3;
+                s.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        println!("{}", s.trim_end());
+        out.push_str(s.trim_end());
+        out.push('\n');
     };
     line(head.to_vec());
     for r in rows {
         line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_pads_columns_and_takes_cells_wider_than_u16() {
+        let rows = [
+            ["a".to_string(), "x".repeat(70_000), "n1".to_string()],
+            ["bbb".to_string(), "y".to_string(), "n2".to_string()],
+        ];
+        let t = render_table(&["ID", "PORTS", "NAMES"], &rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("ID    PORTS{}NAMES", " ".repeat(70_000 - 5 + 3))
+        );
+        assert_eq!(lines[1], format!("a     {}   n1", "x".repeat(70_000)));
+        assert_eq!(lines[2], format!("bbb   y{}n2", " ".repeat(70_000 - 1 + 3)));
     }
 }

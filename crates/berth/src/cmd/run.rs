@@ -166,7 +166,8 @@ fn request(a: &RunArgs) -> anyhow::Result<CreateRequest> {
         }
     });
     let add_hosts = parse_add_hosts(&a.add_host)?;
-    let security = parse_security_opts(&a.security_opt, |p| std::fs::read_to_string(p))?;
+    let security =
+        parse_security_opts(&a.security_opt, berth_engine::config::read_seccomp_profile)?;
     let publish = a
         .publish
         .iter()

@@ -33,6 +33,17 @@ pub enum SeccompError {
     /// Both `architectures` and `archMap`.
     #[error("invalid seccomp profile: use either `architectures` or `archMap`, not both")]
     BothArchLists,
+    /// An argument condition names an argument a syscall does not have.
+    #[error("invalid seccomp profile: rule {rule} compares argument {index}; syscalls have arguments 0 to 5")]
+    ArgIndex {
+        /// The rule's position in `syscalls`.
+        rule: usize,
+        /// The index given.
+        index: usize,
+    },
+    /// `SCMP_ACT_NOTIFY`, which needs a seccomp agent berth does not run.
+    #[error("invalid seccomp profile: SCMP_ACT_NOTIFY ({0}) needs a seccomp notify agent, which berth does not run; use SCMP_ACT_ERRNO, SCMP_ACT_LOG or SCMP_ACT_TRACE")]
+    Notify(String),
     /// `minKernel` is not `MAJOR.MINOR`.
     #[error("invalid seccomp profile: minKernel {0:?} is not MAJOR.MINOR (e.g. 4.8)")]
     MinKernel(String),
@@ -135,10 +146,14 @@ impl Target {
 /// Parses a Docker-format profile.
 ///
 /// # Errors
-/// [`SeccompError::Parse`], [`SeccompError::RuleNames`], [`SeccompError::BothArchLists`],
-/// [`SeccompError::MinKernel`].
+/// [`SeccompError::Parse`] (also for an unknown action or operator), [`SeccompError::RuleNames`],
+/// [`SeccompError::BothArchLists`], [`SeccompError::ArgIndex`], [`SeccompError::Notify`],
+/// [`SeccompError::MinKernel`]: everything the runtime would refuse at start is refused here.
 pub fn parse_profile(json: &str) -> Result<Profile, SeccompError> {
     let p: Profile = serde_json::from_str(json)?;
+    if p.default_action == LinuxSeccompAction::ScmpActNotify {
+        return Err(SeccompError::Notify("defaultAction".into()));
+    }
     if p.architectures.as_ref().is_some_and(|a| !a.is_empty())
         && p.arch_map.as_ref().is_some_and(|a| !a.is_empty())
     {
@@ -149,6 +164,7 @@ pub fn parse_profile(json: &str) -> Result<Profile, SeccompError> {
         if r.name.is_some() != r.names.is_empty() {
             return Err(SeccompError::RuleNames(i));
         }
+        check_rule(i, r)?;
         for k in [&r.includes.min_kernel, &r.excludes.min_kernel]
             .into_iter()
             .flatten()
@@ -158,6 +174,24 @@ pub fn parse_profile(json: &str) -> Result<Profile, SeccompError> {
     }
     Ok(p)
 }
+
+/// The checks of one rule the runtime would otherwise fail at start: `args` indexes 0 to 5
+/// (seccomp_data.args has six, linux/seccomp.h) and no `SCMP_ACT_NOTIFY`.
+fn check_rule(i: usize, r: &Rule) -> Result<(), SeccompError> {
+    if r.action == LinuxSeccompAction::ScmpActNotify {
+        return Err(SeccompError::Notify(format!("rule {i}")));
+    }
+    match r.args.iter().flatten().find(|a| a.index() > MAX_ARG_INDEX) {
+        Some(a) => Err(SeccompError::ArgIndex {
+            rule: i,
+            index: a.index(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The last syscall argument a condition may compare (`seccomp_data.args[6]`).
+const MAX_ARG_INDEX: usize = 5;
 
 /// Docker's default profile, parsed.
 pub fn default_profile() -> Profile {
@@ -352,6 +386,35 @@ mod tests {
                 r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"action":"SCMP_ACT_ALLOW"}]}"#
             ),
             Err(SeccompError::RuleNames(0))
+        ));
+        let with_arg = |index: usize, op: &str| {
+            parse_profile(&format!(
+                r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":["personality"],"action":"SCMP_ACT_ERRNO","args":[{{"index":{index},"value":8,"op":"{op}"}}]}}]}}"#
+            ))
+        };
+        assert!(with_arg(5, "SCMP_CMP_EQ").is_ok());
+        assert!(matches!(
+            with_arg(6, "SCMP_CMP_EQ"),
+            Err(SeccompError::ArgIndex { rule: 0, index: 6 })
+        ));
+        assert!(matches!(
+            with_arg(0, "SCMP_CMP_SOMETIMES"),
+            Err(SeccompError::Parse(_))
+        ));
+        let notify = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"mkdir","action":"SCMP_ACT_NOTIFY"}]}"#;
+        assert!(matches!(
+            parse_profile(notify),
+            Err(SeccompError::Notify(_))
+        ));
+        assert!(matches!(
+            parse_profile(r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#),
+            Err(SeccompError::Notify(_))
+        ));
+        assert!(matches!(
+            parse_profile(
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"x","action":"SCMP_ACT_BOGUS"}]}"#
+            ),
+            Err(SeccompError::Parse(_))
         ));
         assert_eq!(parse_kernel("6.1.0-18-amd64"), Some((6, 1)));
         assert_eq!(parse_kernel("4.8"), Some((4, 8)));

@@ -144,8 +144,8 @@ flush chain inet berth postrouting
 add rule inet berth postrouting ct status dnat ip saddr 127.0.0.0/8 masquerade comment "published ports: clients on the host's loopback"
 add rule inet berth postrouting ct status dnat ip saddr . oifname @hairpin4 masquerade comment "published ports: hairpin"
 add rule inet berth postrouting ct status dnat ip6 saddr . oifname @hairpin6 masquerade comment "published ports: hairpin"
-add rule inet berth postrouting ip saddr @egress4 oifname != @bridges masquerade comment "egress"
-add rule inet berth postrouting ip6 saddr @egress6 oifname != @bridges masquerade comment "egress"
+add rule inet berth postrouting ip saddr @egress4 oifname != "lo" oifname != @bridges masquerade comment "egress (not the host's own packets to a gateway, which leave by lo)"
+add rule inet berth postrouting ip6 saddr @egress6 oifname != "lo" oifname != @bridges masquerade comment "egress (not the host's own packets to a gateway, which leave by lo)"
 add table bridge berth { comment "berth: container networks (managed, do not edit)"; }
 add set bridge berth generation { type mark; comment "digest of the networks these rules cover (berth checks it before each change)"; }
 add set bridge berth no_icc { type ifname; comment "host-side veths of endpoints on networks with icc off"; }

@@ -190,6 +190,12 @@ fn render_add_network_is_base_plus_its_elements() {
     assert!(base.starts_with("add table inet berth"), "{base}");
     assert!(base.contains("add rule inet berth forward iifname @bridges oifname @bridges drop"));
     assert!(!base.contains("delete"), "the base never deletes: {base}");
+    // The host's own packets to a gateway (embedded DNS) leave by lo with the gateway as
+    // source: masqueraded, the server would see another address and ignore them.
+    for v in ["ip saddr @egress4", "ip6 saddr @egress6"] {
+        let egress = format!("{v} oifname != \"lo\" oifname != @bridges masquerade");
+        assert!(base.contains(&egress), "{egress} in {base}");
+    }
     assert_eq!(elements, NET_ELEMENTS, "host bits are cleared from subnets");
 }
 
