@@ -64,12 +64,6 @@ pub enum NetworkUseError {
         /// The holder's name (or short id).
         holder: String,
     },
-    /// `-p`/`-P` on an internal network.
-    #[error("network {network} is internal: it has no published ports; drop -p/-P")]
-    InternalNetworkPorts {
-        /// The network's name.
-        network: String,
-    },
     /// An IPv6 host address in `-p` on an IPv4-only network.
     #[error("-p {spec}: host address {ip} is IPv6, but network {network} is IPv4-only and berth publishes ports on IPv4 host addresses only for now: use an IPv4 address (or none, for every IPv4 address), e.g. -p 127.0.0.1:PORT:PORT")]
     PublishIpv6 {
@@ -172,16 +166,18 @@ impl Engine {
         Ok(())
     }
 
-    /// `network create`.
+    /// `network create`: the network, and the warnings for the user (net never prints).
     pub fn network_create(
         &mut self,
         req: NetworkCreateRequest,
-    ) -> Result<NetworkState, EngineError> {
+    ) -> Result<(NetworkState, Vec<berth_net::manager::Warning>), EngineError> {
         let _lock = self.network_lock()?;
         self.ensure_firewall()?;
-        let n = self.manager().create(req)?;
+        let mut manager = self.manager();
+        let n = manager.create(req)?;
+        let warnings = manager.take_warnings();
         crate::dns::reload(&self.paths);
-        Ok(n)
+        Ok((n, warnings))
     }
 
     /// Every network, the default one included once it exists.
@@ -461,7 +457,8 @@ impl Engine {
             self.manager().lookup(key).ok()
         } else {
             let n = self.manager().lookup(key)?;
-            check_ports_allowed(&n, net)?;
+            berth_net::policy::check_publish(&n, net.publishes())
+                .map_err(berth_net::manager::ManagerError::from)?;
             let wanted = [net.ip.map(IpAddr::V4), net.ip6.map(IpAddr::V6)];
             for ip in wanted.into_iter().flatten() {
                 check_requested_ip(&n, ip)?;
@@ -702,23 +699,6 @@ impl Engine {
         }
         .into())
     }
-}
-
-/// Refuses `-p`/`-P` on a network that cannot publish: a macvlan/ipvlan one (no NAT, the
-/// container is reachable at its own address) or an internal one. The one place these rules
-/// are checked, at create.
-fn check_ports_allowed(
-    n: &NetworkState,
-    net: &crate::config::NetOptions,
-) -> Result<(), EngineError> {
-    berth_net::manager::check_no_ports(n, net.publishes())?;
-    if n.internal && net.publishes() {
-        return Err(NetworkUseError::InternalNetworkPorts {
-            network: n.name.to_string(),
-        }
-        .into());
-    }
-    Ok(())
 }
 
 /// Whether network `n` has an IPv6 subnet (IPv6 host addresses in `-p` can answer there).

@@ -11,6 +11,7 @@
 //! - [`netstate`]: per-driver network state and its stored shape.
 //! - [`kernel`]: the [`kernel::Netlink`] seam (and its recording fake, feature `test-support`).
 //! - [`manager`]: the network manager (validate → IPAM → driver → firewall → record).
+//! - [`policy`]: which networks may publish ports ([`policy::PublishRefused`]).
 //! - [`test_hooks`]: `BERTH_TEST_PAUSE_AT`, where e2e tests stop a command to kill it.
 
 pub mod driver;
@@ -23,6 +24,7 @@ pub mod manager;
 pub mod mode;
 pub mod model;
 pub mod netstate;
+pub mod policy;
 pub mod port;
 pub mod ports;
 pub mod records;
