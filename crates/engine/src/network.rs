@@ -7,8 +7,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use berth_net::attach;
 use berth_net::manager::{EndpointRequest, Manager, DEFAULT_NETWORK};
-use berth_net::ports::{self, Reservation};
+use berth_net::ports::Reservation;
 use berth_net::{EndpointState, NetworkMode, NetworkState, PortMapping, Proto, PublishRequest};
 
 use crate::state::{Container, Status};
@@ -142,7 +143,7 @@ impl Engine {
     /// against joins, connect against disconnect. Each holder keeps it for milliseconds.
     /// Not re-entrant: take it only at the entry points below, never around recovery.
     fn network_lock(&self) -> Result<std::fs::File, EngineError> {
-        crate::lock::exclusive(&self.paths.runroot.join("locks").join("networks"))
+        Ok(attach::network_lock(&self.paths.runroot)?)
     }
 
     /// Checks in O(1) that berth's firewall tables cover the store's networks and rebuilds
@@ -280,7 +281,7 @@ impl Engine {
         let mut existing = self.manager().endpoints_of(&c.id)?;
         if let Some(ep) = existing.iter().find(|e| e.network_id == n.id) {
             let sandbox = Path::new(&c.state.sandbox_key);
-            if interface_present(sandbox, ep) {
+            if attach::interface_present(&self.manager(), sandbox, ep) {
                 return Err(NetworkUseError::AlreadyConnected {
                     container: c.name.to_string(),
                     network: n.name.to_string(),
@@ -369,66 +370,16 @@ impl Engine {
         }
     }
 
-    /// After a network left a running container: if it carried the default route, route via
-    /// a remaining network instead; if resolv.conf pointed at its gateway, point it at a
-    /// remaining network's DNS server (Docker moves both the same way). Best effort.
+    /// After a network left a running container: its default route and resolv.conf moved to
+    /// a remaining network ([`attach::repair_after_disconnect`]). Best effort: a failure is
+    /// logged.
     fn after_disconnect(&mut self, c: &Container, gone: &NetworkState, key: &Path) {
-        let remaining = self.container_endpoints(&c.id);
-        let Some((next, _)) = remaining.iter().find(|(n, _)| !n.internal) else {
-            return;
-        };
-        let gateways: Vec<(ipnet::IpNet, IpAddr)> = next
-            .subnets
-            .iter()
-            .map(|s| {
-                let any: ipnet::IpNet = if s.gateway.is_ipv4() {
-                    "0.0.0.0/0".parse().expect("valid")
-                } else {
-                    "::/0".parse().expect("valid")
-                };
-                (any, s.gateway)
-            })
-            .collect();
-        let _ = berth_sys::netns::run_in(key, move || {
-            let routes = berth_sys::route::list_routes().unwrap_or_default();
-            for (dst, gw) in gateways {
-                let has_default = routes.iter().any(|r| {
-                    r.dst.prefix_len() == 0 && r.dst.addr().is_ipv4() == dst.addr().is_ipv4()
-                });
-                if !has_default {
-                    let _ = berth_sys::route::add_route(dst, Some(gw), None);
-                }
-            }
-        });
         let resolv =
             crate::etc_files::EtcPaths::in_dir(&self.paths.container_dir(&c.id)).resolv_conf;
-        let Ok(text) = std::fs::read_to_string(&resolv) else {
-            return;
-        };
-        let old: Vec<String> = gone
-            .subnets
-            .iter()
-            .map(|s| format!("nameserver {}", s.gateway))
-            .collect();
-        if !text.lines().any(|l| old.iter().any(|o| l.trim() == o)) {
-            return;
+        if let Err(e) = attach::repair_after_disconnect(&self.manager(), &c.id, gone, key, &resolv)
+        {
+            tracing::debug!(container = %c.name, error = %e, "repair after disconnect");
         }
-        let new: Vec<String> = match remaining.iter().find(|(n, _)| n.dns) {
-            Some((n, _)) => n
-                .subnets
-                .iter()
-                .map(|s| format!("nameserver {}", s.gateway))
-                .collect(),
-            None => Vec::new(),
-        };
-        let mut out: Vec<String> = text
-            .lines()
-            .filter(|l| !old.iter().any(|o| l.trim() == o))
-            .map(str::to_string)
-            .collect();
-        out.splice(0..0, new);
-        // Written in place: the container sees this file through a bind mount of its inode.
-        let _ = std::fs::write(&resolv, out.join("\n") + "\n");
     }
 
     /// The network a mode names, creating the default one on first use.
@@ -491,9 +442,9 @@ impl Engine {
         &self,
         requests: &[PublishRequest],
     ) -> Result<(Vec<PortMapping>, Reservation), EngineError> {
-        check_duplicate_host_ports(requests)?;
-        ports::reserve(requests, |addr, proto| self.port_owner(addr.port(), proto))
-            .map_err(|e| EngineError::PortConflict(format!("{e}: choose another host port")))
+        Ok(attach::reserve_host_ports(requests, |port, proto| {
+            self.port_owner(port, proto)
+        })?)
     }
 
     /// Attaches the sandbox at `netns` of container `c` to its network (called by the monitor):
@@ -727,40 +678,6 @@ fn check_publish_families_v4(
         }
     }
     Ok(())
-}
-
-/// Refuses two `-p` of one command that take the same host port (same protocol, same
-/// address or one of them on every address of the family), before any socket is tried.
-fn check_duplicate_host_ports(reqs: &[PublishRequest]) -> Result<(), EngineError> {
-    let overlaps = |a: Option<IpAddr>, b: Option<IpAddr>| {
-        let a = a.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        let b = b.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        a.is_ipv4() == b.is_ipv4() && (a == b || a.is_unspecified() || b.is_unspecified())
-    };
-    for (i, a) in reqs.iter().enumerate().filter(|(_, r)| r.host_port != 0) {
-        if let Some(b) = reqs[..i].iter().find(|b| {
-            b.proto == a.proto && b.host_port == a.host_port && overlaps(a.host_ip, b.host_ip)
-        }) {
-            let _ = b; // the earlier of the two; the message names the port they share
-            return Err(EngineError::PortConflict(format!(
-                "host port {}/{} is published twice in this command: each -p needs its own host \
-                 port (or a different host address); remove the duplicate",
-                a.host_port, a.proto
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Whether endpoint `ep`'s interface exists inside the sandbox at `netns` (`ENODEV` from the
-/// lookup means it does not; any other failure counts as present, so nothing is dropped on
-/// doubt).
-fn interface_present(netns: &Path, ep: &EndpointState) -> bool {
-    let name = ep.ifname.to_string();
-    !matches!(
-        berth_sys::netns::run_in(netns, move || berth_sys::link::link_index(&name)),
-        Ok(Err(berth_sys::link::LinkError::NotFound { .. }))
-    )
 }
 
 /// Checks `--ip`/`--ip6` against a network's subnets, ranges and reserved addresses before

@@ -6,6 +6,8 @@
 //! - [`port`]: `80/tcp`-style ports and `--expose` ranges ([`PortSpec`]).
 //! - [`hostport`]: conflicts of declared ports with listening sockets.
 //! - [`sandbox`]: per-container network namespaces ([`Sandbox`]).
+//! - [`attach`]: attaching a sandbox to its networks and detaching it (lock, host ports,
+//!   route and resolv.conf repair).
 //! - [`driver`]: the driver trait and [`driver::AnyDriver`], the one dispatch over drivers.
 //! - [`drivers`]: bridge and macvlan/ipvlan.
 //! - [`netstate`]: per-driver network state and its stored shape.
@@ -14,6 +16,7 @@
 //! - [`policy`]: which networks may publish ports ([`policy::PublishRefused`]).
 //! - [`test_hooks`]: `BERTH_TEST_PAUSE_AT`, where e2e tests stop a command to kill it.
 
+pub mod attach;
 pub mod driver;
 pub mod drivers;
 pub mod firewall;

@@ -314,6 +314,16 @@ impl<'a> Manager<'a> {
         self.create_with_dns(req, true)
     }
 
+    /// The kernel seam the manager acts through (for [`crate::attach`]).
+    pub(crate) fn netlink(&self) -> &dyn Netlink {
+        &*self.nl
+    }
+
+    /// The store's connection, for reads.
+    pub(crate) fn conn(&self) -> &berth_store::rusqlite::Connection {
+        self.store.conn()
+    }
+
     /// The warnings of the operations so far (`network create` of a macvlan/ipvlan network
     /// whose subnet is off its parent's segment), for the caller to show; drained.
     pub fn take_warnings(&mut self) -> Vec<Warning> {

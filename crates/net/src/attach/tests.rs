@@ -1,0 +1,160 @@
+//! Unit tests of attach/detach over the recording fakes of the manager's seams.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use berth_store::Store;
+use tempfile::TempDir;
+
+use super::*;
+use crate::ipam::LocalIpam;
+use crate::kernel::fake::{FakeFirewall, FakeNetlink, Journal};
+use crate::manager::{EndpointRequest, NetworkCreateRequest, Seams};
+use crate::model::{DriverName, SubnetConfig};
+
+const CONTAINER: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
+
+struct Rig {
+    dir: TempDir,
+    store: Store,
+    journal: Journal,
+    netns: PathBuf,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let dir = TempDir::new().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO containers(id, name, image_id, config, state, created) \
+                     VALUES (?1, 'web', 'img', '{}', '{}', '')",
+                    [CONTAINER],
+                )
+            })
+            .unwrap();
+        let netns = dir.path().join("netns-web");
+        std::fs::write(&netns, b"").unwrap();
+        Self {
+            dir,
+            store,
+            journal: Journal::new(),
+            netns,
+        }
+    }
+
+    fn manager(&mut self) -> Manager<'_> {
+        let seams = Seams {
+            netlink: Box::new(FakeNetlink(self.journal.clone())),
+            firewall: Box::new(FakeFirewall(self.journal.clone())),
+            ipam: Box::new(LocalIpam),
+        };
+        Manager::with_seams(&mut self.store, seams)
+    }
+
+    /// A bridge network `name` on `subnet`, and the container's endpoint on it.
+    fn join(&mut self, name: &str, subnet: &str, default_route: bool) -> NetworkState {
+        let req = NetworkCreateRequest {
+            name: name.parse().unwrap(),
+            driver: DriverName::Bridge,
+            subnets: vec![SubnetConfig {
+                subnet: Some(subnet.parse().unwrap()),
+                ..Default::default()
+            }],
+            ipv6: false,
+            internal: false,
+            mtu: None,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+        };
+        let n = self.manager().create(req).unwrap();
+        let netns = self.netns.clone();
+        let ereq = EndpointRequest {
+            default_route,
+            ..EndpointRequest::default()
+        };
+        self.manager()
+            .connect(&n, CONTAINER, &netns, &ereq)
+            .unwrap();
+        n
+    }
+}
+
+#[test]
+fn a_disconnect_moves_the_default_route_and_the_resolver_to_the_remaining_network() {
+    let mut rig = Rig::new();
+    let first = rig.join("n1", "10.88.0.0/24", true);
+    let second = rig.join("n2", "10.89.0.0/24", false);
+    let netns = rig.netns.clone();
+    let resolv = rig.dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 10.88.0.1\noptions ndots:0\n").unwrap();
+    let ep = rig.manager().endpoints_of(CONTAINER).unwrap()[0].clone();
+    assert_eq!(ep.network_id, first.id);
+    assert!(interface_present(&rig.manager(), &netns, &ep));
+    rig.manager().disconnect(&ep, &netns).unwrap();
+    assert!(!interface_present(&rig.manager(), &netns, &ep));
+
+    repair_after_disconnect(&rig.manager(), CONTAINER, &first, &netns, &resolv).unwrap();
+    let calls = rig.journal.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c == "add_route 0.0.0.0/0 via Some(10.89.0.1) dev eth1"),
+        "{calls:?}"
+    );
+    let ns = netns.display().to_string();
+    assert!(
+        rig.journal
+            .objects()
+            .iter()
+            .any(|o| o.starts_with(&format!("route {ns} 0.0.0.0/0 "))),
+        "{:?}",
+        rig.journal.objects()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&resolv).unwrap(),
+        "nameserver 10.89.0.1\noptions ndots:0\n"
+    );
+    assert!(second.dns);
+}
+
+#[test]
+fn a_failing_route_is_reported_and_the_resolver_is_still_repaired() {
+    let mut rig = Rig::new();
+    let first = rig.join("n1", "10.88.0.0/24", true);
+    rig.join("n2", "10.89.0.0/24", false);
+    let netns = rig.netns.clone();
+    let resolv = rig.dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 10.88.0.1\n").unwrap();
+    let ep = rig.manager().endpoints_of(CONTAINER).unwrap()[0].clone();
+    rig.manager().disconnect(&ep, &netns).unwrap();
+    rig.journal.fail_from(rig.journal.changes());
+    let err =
+        repair_after_disconnect(&rig.manager(), CONTAINER, &first, &netns, &resolv).unwrap_err();
+    assert!(matches!(err, AttachError::Route(_)), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&resolv).unwrap(),
+        "nameserver 10.89.0.1\n"
+    );
+}
+
+#[test]
+fn one_host_port_published_twice_is_refused_before_any_socket() {
+    let req = |ip: Option<&str>, port| PublishRequest {
+        host_ip: ip.map(|i| i.parse().unwrap()),
+        host_port: port,
+        container_port: 80,
+        proto: Proto::Tcp,
+    };
+    let err = reserve_host_ports(&[req(None, 1), req(Some("127.0.0.1"), 1)], |_, _| {
+        unreachable!("no socket is tried")
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("host port 1/tcp is published twice"),
+        "{err}"
+    );
+    assert!(check_duplicate_host_ports(&[req(Some("127.0.0.1"), 1), req(Some("::1"), 1)]).is_ok());
+}
