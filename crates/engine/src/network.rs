@@ -384,16 +384,12 @@ impl Engine {
 
     /// The network a mode names, creating the default one on first use.
     pub fn resolve_network(&mut self, name: &str) -> Result<NetworkState, EngineError> {
-        let key = network_key(name);
-        if key == DEFAULT_NETWORK {
-            return Ok(self.manager().ensure_default()?);
-        }
-        Ok(self.manager().lookup_ready(key)?)
+        resolve_in(&mut self.manager(), name)
     }
 
     /// Checks at create time that a named network exists and the publish options fit it,
     /// then takes and drops the explicit host ports (the same code path as the monitor's
-    /// reservation at start, [`Engine::reserve_host_ports`]), so a conflict is refused before
+    /// reservation at start, [`reserve_host_ports`]), so a conflict is refused before
     /// any record is written.
     pub(crate) fn validate_network(
         &mut self,
@@ -417,7 +413,7 @@ impl Engine {
             Some(n)
         };
         if let Some(n) = &network {
-            self.check_mac_free(n, net.mac_address, None)?;
+            check_mac_free(self.store.conn(), n, net.mac_address, None)?;
         }
         let v6 = network.as_ref().is_some_and(has_ipv6_subnet);
         if !v6 {
@@ -430,26 +426,13 @@ impl Engine {
             .collect();
         // The reservation is dropped at once: the monitor's at start is the real arbiter,
         // this spares a doomed container record.
-        self.reserve_host_ports(&explicit).map(drop)
+        reserve_host_ports(self.store.conn(), &explicit).map(drop)
     }
 
-    /// Checks `requests` for two taking one host port, then binds every host port (choosing
-    /// the ephemeral ones), naming the holder of a port in use. The one code path of host-port
-    /// reservation: create's early check and the monitor's reservation for the container's life.
-    ///
-    /// Errors: [`EngineError::PortConflict`].
-    fn reserve_host_ports(
-        &self,
-        requests: &[PublishRequest],
-    ) -> Result<(Vec<PortMapping>, Reservation), EngineError> {
-        Ok(attach::reserve_host_ports(requests, |port, proto| {
-            self.port_owner(port, proto)
-        })?)
-    }
-
-    /// Attaches the sandbox at `netns` of container `c` to its network (called by the monitor):
-    /// host ports reserved first (a conflict is refused before anything is made), then the
-    /// endpoint.
+    /// Attaches the sandbox at `netns` of container `c` to its networks (called by the
+    /// monitor) through [`attach::Attacher`]: under the network lock, host ports reserved
+    /// first (a conflict is refused before anything is made), then the endpoints; the DNS
+    /// server is started for each network joined.
     pub fn attach_networks(
         &mut self,
         c: &Container,
@@ -461,58 +444,58 @@ impl Engine {
             ));
         };
         let requests = self.publish_requests(c)?;
-        let _lock = self.network_lock()?;
-        self.ensure_firewall()?;
+        let manager = Manager::new(&mut self.store, &self.paths.runroot);
+        let mut at = attach::Attacher::begin(manager, &self.paths.runroot)?;
+        if at.ensure_firewall()? {
+            tracing::warn!("berth's firewall rules were missing or stale: rebuilt from the store");
+        }
         let net = &c.config.net;
         // The `--net` network, unless `network disconnect` took it away and another remains.
-        let extras: Vec<(NetworkState, crate::config::ConnectedNetwork)> = net
+        let extras: Vec<(NetworkState, EndpointRequest)> = net
             .connected
             .iter()
             .filter_map(|x| {
-                let n = self.manager().lookup_ready(&x.network_id).ok()?;
-                Some((n, x.clone()))
+                let n = at.manager().lookup_ready(&x.network_id).ok()?;
+                let req = EndpointRequest {
+                    ip: x.ip,
+                    ip6: x.ip6,
+                    aliases: x.aliases.clone(),
+                    ..EndpointRequest::default()
+                };
+                Some((n, req))
             })
             .collect();
-        let (network, ip, ip6, aliases) = match extras.first() {
-            Some((n, x)) if net.primary_detached => (n.clone(), x.ip, x.ip6, x.aliases.clone()),
-            _ => (
-                self.resolve_network(name)?,
-                net.ip,
-                net.ip6,
-                net.aliases.clone(),
-            ),
-        };
-        let (mappings, reservation) = self.reserve_host_ports(&requests)?;
-        let req = EndpointRequest {
-            ip,
-            ip6,
-            mac: net.mac_address.map(|m| m.to_string()),
-            aliases,
-            ports: mappings,
-            ifname: None,
-            default_route: !network.internal,
-        };
-        // Under the network lock: no other start can take the MAC between check and connect.
-        self.check_mac_free(&network, net.mac_address, Some(&c.id))?;
-        let endpoint = self.manager().connect(&network, &c.id, netns, &req)?;
-        crate::dns::ensure(&self.paths, &network);
-        for (n, x) in extras.iter().filter(|(n, _)| n.id != network.id) {
-            let req = EndpointRequest {
-                ip: x.ip,
-                ip6: x.ip6,
-                aliases: x.aliases.clone(),
-                ..EndpointRequest::default()
-            };
-            // A network that cannot be joined again (its range filled up meanwhile) is
-            // reported and skipped: the container still starts on its others.
-            match self.manager().connect(n, &c.id, netns, &req) {
-                Ok(_) => crate::dns::ensure(&self.paths, n),
-                Err(e) => tracing::warn!(network = %n.name, error = %e, "cannot reconnect"),
+        let (network, mut req) = match extras.first() {
+            Some((n, x)) if net.primary_detached => (n.clone(), x.clone()),
+            _ => {
+                let req = EndpointRequest {
+                    ip: net.ip,
+                    ip6: net.ip6,
+                    aliases: net.aliases.clone(),
+                    ..EndpointRequest::default()
+                };
+                (resolve_in(at.manager(), name)?, req)
             }
+        };
+        let (mappings, reservation) = reserve_host_ports(at.conn(), &requests)?;
+        req.mac = net.mac_address.map(|m| m.to_string());
+        req.ports = mappings;
+        req.default_route = !network.internal;
+        // Under the network lock: no other start can take the MAC between check and connect.
+        check_mac_free(at.conn(), &network, net.mac_address, Some(&c.id))?;
+        let joined = at.join(&c.id, netns, (&network, &req), &extras)?;
+        for n in &joined.networks {
+            crate::dns::ensure(&self.paths, n);
+        }
+        drop(at);
+        // A network that cannot be joined again (its range filled up meanwhile) is reported
+        // and skipped: the container still starts on its others.
+        for (n, e) in &joined.skipped {
+            tracing::warn!(network = %n.name, error = %e, "cannot reconnect");
         }
         Ok(Attached {
             network,
-            endpoint,
+            endpoint: joined.endpoint,
             reservation,
         })
     }
@@ -539,30 +522,6 @@ impl Engine {
         Ok(out)
     }
 
-    /// Who holds host port `port`: a berth container by its endpoint record, else the process
-    /// listening on it, else nobody known.
-    fn port_owner(&self, port: u16, proto: Proto) -> String {
-        let eps = berth_net::records::all_endpoints(self.store.conn()).unwrap_or_default();
-        if let Some(ep) = eps.iter().find(|e| {
-            e.ports
-                .iter()
-                .any(|m| m.host_port == port && m.proto == proto)
-        }) {
-            if let Ok(Some(c)) = crate::state::by_id(self.store.conn(), &ep.container_id) {
-                return format!(" by container {}", c.name);
-            }
-        }
-        let wanted = [berth_net::PortSpec { port, proto }];
-        match berth_net::check_host_ports(&wanted) {
-            Ok(conflicts) => conflicts
-                .iter()
-                .find(|k| !k.owners.is_empty())
-                .map(|k| format!(" by {}", self.describe_owners(&k.owners)))
-                .unwrap_or_default(),
-            Err(_) => String::new(),
-        }
-    }
-
     /// Detaches every endpoint of container `id` (teardown). When running containers joined
     /// its namespace (`--net container:`), its links are deleted explicitly: the namespace
     /// outlives the teardown (see `joined`).
@@ -582,14 +541,23 @@ impl Engine {
                 true
             }
         };
-        let _lock = match self.network_lock() {
-            Ok(l) => l,
-            Err(e) => return vec![e],
+        let manager = Manager::new(&mut self.store, &self.paths.runroot);
+        let mut at = match attach::Attacher::begin(manager, &self.paths.runroot) {
+            Ok(at) => at,
+            Err(e) => return vec![e.into()],
         };
-        let mut errors: Vec<EngineError> = self.ensure_firewall().err().into_iter().collect();
+        let mut errors: Vec<EngineError> = match at.ensure_firewall() {
+            Ok(true) => {
+                tracing::warn!(
+                    "berth's firewall rules were missing or stale: rebuilt from the store"
+                );
+                Vec::new()
+            }
+            Ok(false) => Vec::new(),
+            Err(e) => vec![e.into()],
+        };
         errors.extend(
-            self.manager()
-                .disconnect_all(id, &key, shared)
+            at.detach_all(id, &key, shared)
                 .into_iter()
                 .map(EngineError::from),
         );
@@ -617,39 +585,83 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// Refuses `mac` when an endpoint of network `n` (other than container `except`'s)
-    /// already has it, naming the holder: two interfaces with one MAC on a bridge make its
-    /// forwarding table flap between them.
-    fn check_mac_free(
-        &self,
-        n: &NetworkState,
-        mac: Option<crate::config::EndpointMac>,
-        except: Option<&str>,
-    ) -> Result<(), EngineError> {
-        let Some(mac) = mac.map(|m| m.to_string()) else {
-            return Ok(());
-        };
-        let eps = berth_net::records::endpoints_of_network(self.store.conn(), &n.id)
-            .map_err(berth_net::manager::ManagerError::from)?;
-        let Some(holder) = eps
-            .iter()
-            .find(|e| e.mac.eq_ignore_ascii_case(&mac) && Some(e.container_id.as_str()) != except)
-        else {
-            return Ok(());
-        };
-        let name = crate::state::by_id(self.store.conn(), &holder.container_id)
-            .ok()
-            .flatten()
-            .map(|c| c.name.to_string())
-            .unwrap_or_else(|| holder.container_id.chars().take(12).collect());
-        Err(NetworkUseError::MacInUse {
-            mac,
-            network: n.name.to_string(),
-            holder: name,
-        }
-        .into())
+/// Checks `requests` for two taking one host port, then binds every host port (choosing the
+/// ephemeral ones), naming the holder of a port in use ([`attach::reserve_host_ports`]).
+///
+/// Errors: [`EngineError::PortConflict`].
+fn reserve_host_ports(
+    conn: &berth_store::rusqlite::Connection,
+    requests: &[PublishRequest],
+) -> Result<(Vec<PortMapping>, Reservation), EngineError> {
+    Ok(attach::reserve_host_ports(requests, |port, proto| {
+        port_owner(conn, port, proto)
+    })?)
+}
+
+/// The network a mode names, through `manager`, creating the default one on first use.
+fn resolve_in(manager: &mut Manager<'_>, name: &str) -> Result<NetworkState, EngineError> {
+    let key = network_key(name);
+    if key == DEFAULT_NETWORK {
+        return Ok(manager.ensure_default()?);
     }
+    Ok(manager.lookup_ready(key)?)
+}
+
+/// Who holds host port `port`: a berth container by its endpoint record, else the process
+/// listening on it, else nobody known.
+fn port_owner(conn: &berth_store::rusqlite::Connection, port: u16, proto: Proto) -> String {
+    let eps = berth_net::records::all_endpoints(conn).unwrap_or_default();
+    if let Some(ep) = eps.iter().find(|e| {
+        e.ports
+            .iter()
+            .any(|m| m.host_port == port && m.proto == proto)
+    }) {
+        if let Ok(Some(c)) = crate::state::by_id(conn, &ep.container_id) {
+            return format!(" by container {}", c.name);
+        }
+    }
+    let wanted = [berth_net::PortSpec { port, proto }];
+    match berth_net::check_host_ports(&wanted) {
+        Ok(conflicts) => conflicts
+            .iter()
+            .find(|k| !k.owners.is_empty())
+            .map(|k| format!(" by {}", crate::ports::describe_owners(conn, &k.owners)))
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Refuses `mac` when an endpoint of network `n` (other than container `except`'s)
+/// already has it, naming the holder: two interfaces with one MAC on a bridge make its
+/// forwarding table flap between them.
+fn check_mac_free(
+    conn: &berth_store::rusqlite::Connection,
+    n: &NetworkState,
+    mac: Option<crate::config::EndpointMac>,
+    except: Option<&str>,
+) -> Result<(), EngineError> {
+    let Some(mac) = mac.map(|m| m.to_string()) else {
+        return Ok(());
+    };
+    let eps = berth_net::records::endpoints_of_network(conn, &n.id)
+        .map_err(berth_net::manager::ManagerError::from)?;
+    let Some(holder) = eps
+        .iter()
+        .find(|e| e.mac.eq_ignore_ascii_case(&mac) && Some(e.container_id.as_str()) != except)
+    else {
+        return Ok(());
+    };
+    let name = crate::state::by_id(conn, &holder.container_id)
+        .ok()
+        .flatten()
+        .map(|c| c.name.to_string())
+        .unwrap_or_else(|| holder.container_id.chars().take(12).collect());
+    Err(NetworkUseError::MacInUse {
+        mac,
+        network: n.name.to_string(),
+        holder: name,
+    }
+    .into())
 }
 
 /// Whether network `n` has an IPv6 subnet (IPv6 host addresses in `-p` can answer there).

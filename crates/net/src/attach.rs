@@ -18,7 +18,7 @@ use berth_sys::link::LinkError;
 use ipnet::IpNet;
 
 use crate::kernel::in_netns;
-use crate::manager::{Manager, ManagerError};
+use crate::manager::{EndpointRequest, Manager, ManagerError};
 use crate::model::{EndpointState, NetworkState, PortMapping, PublishRequest};
 use crate::port::Proto;
 use crate::ports::{self, Reservation};
@@ -75,6 +75,96 @@ pub fn network_lock(runroot: &Path) -> Result<File, AttachError> {
         source,
     })?;
     Ok(flock::lock_exclusive(&dir.join("networks"))?)
+}
+
+/// A sandbox's attach or detach in progress: the network lock held for its life, the
+/// manager to act through.
+pub struct Attacher<'a> {
+    manager: Manager<'a>,
+    _lock: File,
+}
+
+/// What [`Attacher::join`] made.
+#[derive(Debug)]
+pub struct Joined {
+    /// The endpoint on the primary network.
+    pub endpoint: EndpointState,
+    /// Every network joined, the primary first (for the engine's DNS server).
+    pub networks: Vec<NetworkState>,
+    /// The other networks that could not be joined again, with why (the container still
+    /// starts on the rest).
+    pub skipped: Vec<(NetworkState, ManagerError)>,
+}
+
+impl<'a> Attacher<'a> {
+    /// Takes the network lock of `runroot` ([`network_lock`]) for `manager`'s operations.
+    ///
+    /// Errors: [`AttachError::LockDir`], [`AttachError::Lock`].
+    pub fn begin(manager: Manager<'a>, runroot: &Path) -> Result<Self, AttachError> {
+        let lock = network_lock(runroot)?;
+        Ok(Self {
+            manager,
+            _lock: lock,
+        })
+    }
+
+    /// The manager, under the lock.
+    pub fn manager(&mut self) -> &mut Manager<'a> {
+        &mut self.manager
+    }
+
+    /// The store's connection, for reads under the lock.
+    pub fn conn(&self) -> &berth_store::rusqlite::Connection {
+        self.manager.conn()
+    }
+
+    /// Checks that berth's firewall covers the store's networks, rebuilding it when not
+    /// ([`Manager::ensure_firewall`]); returns whether it rebuilt. Call before any change.
+    ///
+    /// Errors: [`AttachError::Manager`].
+    pub fn ensure_firewall(&mut self) -> Result<bool, AttachError> {
+        Ok(self.manager.ensure_firewall()?)
+    }
+
+    /// Attaches the sandbox at `netns` of container `container_id`: its endpoint on `primary`
+    /// (a failure undoes it and is returned), then one on each of `others` (one that fails is
+    /// skipped and reported in [`Joined::skipped`]).
+    ///
+    /// Errors: [`AttachError::Manager`] from the primary network's connect.
+    pub fn join(
+        &mut self,
+        container_id: &str,
+        netns: &Path,
+        primary: (&NetworkState, &EndpointRequest),
+        others: &[(NetworkState, EndpointRequest)],
+    ) -> Result<Joined, AttachError> {
+        let (network, req) = primary;
+        let endpoint = self.manager.connect(network, container_id, netns, req)?;
+        let mut joined = Joined {
+            endpoint,
+            networks: vec![network.clone()],
+            skipped: Vec::new(),
+        };
+        for (n, req) in others.iter().filter(|(n, _)| n.id != network.id) {
+            match self.manager.connect(n, container_id, netns, req) {
+                Ok(_) => joined.networks.push(n.clone()),
+                Err(e) => joined.skipped.push((n.clone(), e)),
+            }
+        }
+        Ok(joined)
+    }
+
+    /// Detaches every endpoint of container `container_id` at its teardown
+    /// ([`Manager::disconnect_all`]): every endpoint is tried, the failures returned. With
+    /// `shared` (another container still uses the namespace) the links are deleted explicitly.
+    pub fn detach_all(
+        &mut self,
+        container_id: &str,
+        netns: &Path,
+        shared: bool,
+    ) -> Vec<ManagerError> {
+        self.manager.disconnect_all(container_id, netns, shared)
+    }
 }
 
 /// Checks `requests` for two taking one host port, then binds every host port (choosing the

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 use super::*;
 use crate::ipam::LocalIpam;
 use crate::kernel::fake::{FakeFirewall, FakeNetlink, Journal};
-use crate::manager::{EndpointRequest, NetworkCreateRequest, Seams};
+use crate::manager::{NetworkCreateRequest, Seams};
 use crate::model::{DriverName, SubnetConfig};
 
 const CONTAINER: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
@@ -157,4 +157,88 @@ fn one_host_port_published_twice_is_refused_before_any_socket() {
         "{err}"
     );
     assert!(check_duplicate_host_ports(&[req(Some("127.0.0.1"), 1), req(Some("::1"), 1)]).is_ok());
+}
+
+#[test]
+fn join_under_the_lock_undoes_a_failing_primary_and_detach_all_leaves_nothing() {
+    let mut rig = Rig::new();
+    let a = rig.join("n1", "10.88.0.0/24", true);
+    let b = rig.join("n2", "10.89.0.0/24", false);
+    let netns = rig.netns.clone();
+    let runroot = rig.dir.path().join("run");
+    for ep in rig.manager().endpoints_of(CONTAINER).unwrap() {
+        rig.manager().disconnect(&ep, &netns).unwrap();
+    }
+    let clean = rig.journal.objects();
+    let primary = EndpointRequest {
+        default_route: true,
+        ..EndpointRequest::default()
+    };
+    let journal = rig.journal.clone();
+    let mut at = Attacher::begin(rig.manager(), &runroot).unwrap();
+    // The lock is held: another taker would wait (flock LOCK_NB says so).
+    let other = std::fs::File::open(runroot.join("locks/networks")).unwrap();
+    assert!(held_elsewhere(&other));
+    let joined = at.join(CONTAINER, &netns, (&a, &primary), &[]).unwrap();
+    assert_eq!(joined.networks, vec![a.clone()]);
+    // A primary whose kernel steps fail is an error, and undone.
+    journal.fail_from(journal.changes());
+    let failed = at.join(CONTAINER, &netns, (&b, &primary), &[]);
+    assert!(failed.is_err(), "a failing primary is an error");
+    journal.heal();
+    assert_eq!(at.manager().endpoints_of(CONTAINER).unwrap().len(), 1);
+    let all = at.detach_all(CONTAINER, &netns, true);
+    assert!(all.is_empty(), "{all:?}");
+    drop(at);
+    assert_eq!(rig.journal.objects(), clean);
+    assert_eq!(rig.manager().endpoints_of(CONTAINER).unwrap(), Vec::new());
+    assert!(!held_elsewhere(&other));
+}
+
+#[test]
+fn join_skips_an_other_network_that_fails_and_keeps_the_primary() {
+    let mut rig = Rig::new();
+    let a = rig.join("n1", "10.88.0.0/24", true);
+    let b = rig.join("n2", "10.89.0.0/24", false);
+    let netns = rig.netns.clone();
+    let runroot = rig.dir.path().join("run");
+    for ep in rig.manager().endpoints_of(CONTAINER).unwrap() {
+        rig.manager().disconnect(&ep, &netns).unwrap();
+    }
+    let journal = rig.journal.clone();
+    let mut at = Attacher::begin(rig.manager(), &runroot).unwrap();
+    let primary = EndpointRequest {
+        default_route: true,
+        ..EndpointRequest::default()
+    };
+    // The primary's connect makes a fixed number of changes; fail everything after them.
+    let start = journal.changes();
+    let probe = at.join(CONTAINER, &netns, (&a, &primary), &[]).unwrap();
+    let per_connect = journal.changes() - start;
+    at.detach_all(CONTAINER, &netns, true);
+    journal.fail_from(journal.changes() + per_connect);
+    let others = [(b.clone(), EndpointRequest::default())];
+    let joined = at.join(CONTAINER, &netns, (&a, &primary), &others).unwrap();
+    assert_eq!(joined.networks, vec![a.clone()]);
+    assert_eq!(joined.skipped.len(), 1);
+    assert_eq!(joined.skipped[0].0.id, b.id);
+    assert_ne!(joined.endpoint.id, probe.endpoint.id);
+    let eps = at.manager().endpoints_of(CONTAINER).unwrap();
+    assert_eq!(
+        eps.len(),
+        1,
+        "the skipped network left no endpoint: {eps:?}"
+    );
+}
+
+/// Whether `file`'s lock is held by another open file description.
+fn held_elsewhere(file: &std::fs::File) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    match Flock::lock(file.try_clone().unwrap(), FlockArg::LockExclusiveNonblock) {
+        Ok(l) => {
+            drop(l);
+            false
+        }
+        Err(_) => true,
+    }
 }
