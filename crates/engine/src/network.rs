@@ -275,37 +275,40 @@ impl Engine {
             }
             .into());
         }
-        let _lock = self.network_lock()?;
-        self.ensure_firewall()?;
-        let n = self.resolve_network(net)?;
-        let mut existing = self.manager().endpoints_of(&c.id)?;
-        if let Some(ep) = existing.iter().find(|e| e.network_id == n.id) {
-            let sandbox = Path::new(&c.state.sandbox_key);
-            if attach::interface_present(&self.manager(), sandbox, ep) {
-                return Err(NetworkUseError::AlreadyConnected {
-                    container: c.name.to_string(),
-                    network: n.name.to_string(),
-                }
-                .into());
-            }
-            // A connect killed between recording the endpoint and making its interface: drop
-            // the record (rules, address) and connect afresh.
-            tracing::warn!(container = %c.name, network = %n.name, "endpoint without its interface: dropping it");
-            if let Err(e) = self.manager().disconnect(ep, sandbox) {
-                tracing::info!(error = %e, "stale endpoint removed (its cleanup reported)");
-            }
-            existing = self.manager().endpoints_of(&c.id)?;
+        let manager = Manager::new(&mut self.store, &self.paths.runroot);
+        let mut at = attach::Attacher::begin(manager, &self.paths.runroot)?;
+        if at.ensure_firewall()? {
+            tracing::warn!("berth's firewall rules were missing or stale: rebuilt from the store");
         }
+        let n = resolve_in(at.manager(), net)?;
         let ereq = EndpointRequest {
             ip: req.ip,
             ip6: req.ip6,
             aliases: req.aliases.clone(),
-            default_route: existing.is_empty(),
             ..EndpointRequest::default()
         };
-        let ep = self
-            .manager()
-            .connect(&n, &c.id, Path::new(&c.state.sandbox_key), &ereq)?;
+        let sandbox = Path::new(&c.state.sandbox_key);
+        let ep = match at.connect(&c.id, sandbox, &n, ereq)? {
+            attach::Connected::Already => {
+                return Err(NetworkUseError::AlreadyConnected {
+                    container: c.name.to_string(),
+                    network: n.name.to_string(),
+                }
+                .into())
+            }
+            attach::Connected::New { endpoint, stale } => {
+                // A connect killed between recording the endpoint and making its interface:
+                // its record (rules, address) was dropped and the connect made afresh.
+                if let Some(cleanup) = stale {
+                    tracing::warn!(container = %c.name, network = %n.name, "endpoint without its interface: dropped it");
+                    if let Some(e) = cleanup {
+                        tracing::info!(error = %e, "stale endpoint removed (its cleanup reported)");
+                    }
+                }
+                endpoint
+            }
+        };
+        let _lock = at.into_lock();
         crate::dns::ensure(&self.paths, &n);
         let primary = self.primary_network_id(&c);
         crate::state::update_config(&mut self.store, &c.id, |cfg| {
@@ -331,23 +334,32 @@ impl Engine {
         force: bool,
     ) -> Result<(), EngineError> {
         let c = self.container(key)?;
-        let _lock = self.network_lock()?;
-        self.ensure_firewall()?;
-        let n = self.resolve_network(net)?;
-        let eps = self.manager().endpoints_of(&c.id)?;
-        let Some(ep) = eps.into_iter().find(|e| e.network_id == n.id) else {
-            if force {
-                return Ok(());
-            }
-            return Err(NetworkUseError::NotConnected {
-                container: c.name.to_string(),
-                network: n.name.to_string(),
-            }
-            .into());
-        };
+        let manager = Manager::new(&mut self.store, &self.paths.runroot);
+        let mut at = attach::Attacher::begin(manager, &self.paths.runroot)?;
+        if at.ensure_firewall()? {
+            tracing::warn!("berth's firewall rules were missing or stale: rebuilt from the store");
+        }
+        let n = resolve_in(at.manager(), net)?;
         let key = self.paths.sandbox_key(&c.id);
-        self.manager().disconnect(&ep, &key)?;
-        self.after_disconnect(&c, &n, &key);
+        let resolv =
+            crate::etc_files::EtcPaths::in_dir(&self.paths.container_dir(&c.id)).resolv_conf;
+        match at.disconnect(&c.id, &key, &n, &resolv)? {
+            attach::Disconnected::NotConnected if force => return Ok(()),
+            attach::Disconnected::NotConnected => {
+                return Err(NetworkUseError::NotConnected {
+                    container: c.name.to_string(),
+                    network: n.name.to_string(),
+                }
+                .into())
+            }
+            // Best effort, as Docker: a route or resolver that cannot move is logged.
+            attach::Disconnected::Done { repair } => {
+                if let Err(e) = repair {
+                    tracing::debug!(container = %c.name, error = %e, "repair after disconnect");
+                }
+            }
+        }
+        let _lock = at.into_lock();
         let primary = self.primary_network_id(&c);
         crate::state::update_config(&mut self.store, &c.id, |cfg| {
             cfg.net.connected.retain(|x| x.network_id != n.id);
@@ -367,18 +379,6 @@ impl Engine {
                     .map(|n| n.id)
             }
             _ => None,
-        }
-    }
-
-    /// After a network left a running container: its default route and resolv.conf moved to
-    /// a remaining network ([`attach::repair_after_disconnect`]). Best effort: a failure is
-    /// logged.
-    fn after_disconnect(&mut self, c: &Container, gone: &NetworkState, key: &Path) {
-        let resolv =
-            crate::etc_files::EtcPaths::in_dir(&self.paths.container_dir(&c.id)).resolv_conf;
-        if let Err(e) = attach::repair_after_disconnect(&self.manager(), &c.id, gone, key, &resolv)
-        {
-            tracing::debug!(container = %c.name, error = %e, "repair after disconnect");
         }
     }
 

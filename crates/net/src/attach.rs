@@ -96,6 +96,33 @@ pub struct Joined {
     pub skipped: Vec<(NetworkState, ManagerError)>,
 }
 
+/// What [`Attacher::connect`] did.
+#[derive(Debug)]
+pub enum Connected {
+    /// The container already has an endpoint with its interface on the network.
+    Already,
+    /// A new endpoint.
+    New {
+        /// The endpoint.
+        endpoint: EndpointState,
+        /// Set when a recorded endpoint without its interface was dropped first: its
+        /// cleanup's failure, if any.
+        stale: Option<Option<ManagerError>>,
+    },
+}
+
+/// What [`Attacher::disconnect`] did.
+#[derive(Debug)]
+pub enum Disconnected {
+    /// The container has no endpoint on the network.
+    NotConnected,
+    /// The endpoint is gone; `repair` says how moving the route and resolver went.
+    Done {
+        /// [`repair_after_disconnect`]'s outcome.
+        repair: Result<(), AttachError>,
+    },
+}
+
 impl<'a> Attacher<'a> {
     /// Takes the network lock of `runroot` ([`network_lock`]) for `manager`'s operations.
     ///
@@ -152,6 +179,61 @@ impl<'a> Attacher<'a> {
             }
         }
         Ok(joined)
+    }
+
+    /// `network connect` of container `container_id`, running in the sandbox at `netns`, to
+    /// `network`: an endpoint recorded without its interface (a connect killed midway) is
+    /// dropped first; the new endpoint carries the default route when it is the container's
+    /// only one.
+    ///
+    /// Errors: [`AttachError::Manager`] (records, the connect itself, undone on failure).
+    pub fn connect(
+        &mut self,
+        container_id: &str,
+        netns: &Path,
+        network: &NetworkState,
+        mut req: EndpointRequest,
+    ) -> Result<Connected, AttachError> {
+        let mut existing = self.manager.endpoints_of(container_id)?;
+        let mut stale = None;
+        if let Some(ep) = existing.iter().find(|e| e.network_id == network.id) {
+            if interface_present(&self.manager, netns, ep) {
+                return Ok(Connected::Already);
+            }
+            stale = Some(self.manager.disconnect(ep, netns).err());
+            existing = self.manager.endpoints_of(container_id)?;
+        }
+        req.default_route = existing.is_empty();
+        let endpoint = self.manager.connect(network, container_id, netns, &req)?;
+        Ok(Connected::New { endpoint, stale })
+    }
+
+    /// `network disconnect` of container `container_id` (sandbox at `netns`, resolv.conf at
+    /// `resolv_conf`) from `network`: its endpoint, then the default route and resolver
+    /// moved to a remaining network ([`repair_after_disconnect`]).
+    ///
+    /// Errors: [`AttachError::Manager`] (records, the disconnect's first failing step).
+    pub fn disconnect(
+        &mut self,
+        container_id: &str,
+        netns: &Path,
+        network: &NetworkState,
+        resolv_conf: &Path,
+    ) -> Result<Disconnected, AttachError> {
+        let eps = self.manager.endpoints_of(container_id)?;
+        let Some(ep) = eps.into_iter().find(|e| e.network_id == network.id) else {
+            return Ok(Disconnected::NotConnected);
+        };
+        self.manager.disconnect(&ep, netns)?;
+        let repair =
+            repair_after_disconnect(&self.manager, container_id, network, netns, resolv_conf);
+        Ok(Disconnected::Done { repair })
+    }
+
+    /// Ends the manager's use, keeping the network lock for the caller's last steps (its own
+    /// records of what was connected).
+    pub fn into_lock(self) -> File {
+        self._lock
     }
 
     /// Detaches every endpoint of container `container_id` at its teardown

@@ -8,6 +8,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::ipam::LocalIpam;
+use crate::kernel::Netlink;
 use crate::kernel::fake::{FakeFirewall, FakeNetlink, Journal};
 use crate::manager::{NetworkCreateRequest, Seams};
 use crate::model::{DriverName, SubnetConfig};
@@ -241,4 +242,49 @@ fn held_elsewhere(file: &std::fs::File) -> bool {
         }
         Err(_) => true,
     }
+}
+
+#[test]
+fn connect_refuses_a_second_endpoint_and_replaces_one_without_its_interface() {
+    let mut rig = Rig::new();
+    let a = rig.join("n1", "10.88.0.0/24", true);
+    let netns = rig.netns.clone();
+    let runroot = rig.dir.path().join("run");
+    let resolv = rig.dir.path().join("resolv.conf");
+    let journal = rig.journal.clone();
+    let mut at = Attacher::begin(rig.manager(), &runroot).unwrap();
+    let req = EndpointRequest::default();
+    assert!(matches!(
+        at.connect(CONTAINER, &netns, &a, req.clone()).unwrap(),
+        Connected::Already
+    ));
+    // The interface vanishes behind the record (a connect killed midway): the record is
+    // dropped and the endpoint made afresh.
+    let old = at.manager().endpoints_of(CONTAINER).unwrap().remove(0);
+    let nl = FakeNetlink(journal.clone());
+    let ifname = old.ifname.to_string();
+    crate::kernel::in_netns(&nl, &netns, || nl.delete_link(&ifname))
+        .unwrap()
+        .unwrap();
+    assert!(!interface_present(at.manager(), &netns, &old));
+    let made = at.connect(CONTAINER, &netns, &a, req).unwrap();
+    let Connected::New { endpoint, stale } = made else {
+        panic!("{made:?}");
+    };
+    assert!(stale.is_some(), "the stale endpoint was dropped");
+    assert_ne!(endpoint.id, old.id);
+    assert!(interface_present(at.manager(), &netns, &endpoint));
+    assert_eq!(
+        at.manager().endpoints_of(CONTAINER).unwrap(),
+        vec![endpoint]
+    );
+    match at.disconnect(CONTAINER, &netns, &a, &resolv).unwrap() {
+        Disconnected::Done { repair } => assert!(repair.is_ok()),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        at.disconnect(CONTAINER, &netns, &a, &resolv).unwrap(),
+        Disconnected::NotConnected
+    ));
+    assert!(at.manager().endpoints_of(CONTAINER).unwrap().is_empty());
 }
