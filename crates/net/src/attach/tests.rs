@@ -8,8 +8,8 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::ipam::LocalIpam;
-use crate::kernel::Netlink;
 use crate::kernel::fake::{FakeFirewall, FakeNetlink, Journal};
+use crate::kernel::Netlink;
 use crate::manager::{NetworkCreateRequest, Seams};
 use crate::model::{DriverName, SubnetConfig};
 
