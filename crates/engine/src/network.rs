@@ -296,7 +296,8 @@ impl Engine {
                 }
                 .into())
             }
-            attach::Connected::New { endpoint, stale } => {
+            attach::Connected::New(new) => {
+                let attach::NewEndpoint { endpoint, stale } = *new;
                 // A connect killed between recording the endpoint and making its interface:
                 // its record (rules, address) was dropped and the connect made afresh.
                 if let Some(cleanup) = stale {

@@ -102,13 +102,17 @@ pub enum Connected {
     /// The container already has an endpoint with its interface on the network.
     Already,
     /// A new endpoint.
-    New {
-        /// The endpoint.
-        endpoint: EndpointState,
-        /// Set when a recorded endpoint without its interface was dropped first: its
-        /// cleanup's failure, if any.
-        stale: Option<Option<ManagerError>>,
-    },
+    New(Box<NewEndpoint>),
+}
+
+/// The endpoint [`Attacher::connect`] made.
+#[derive(Debug)]
+pub struct NewEndpoint {
+    /// The endpoint.
+    pub endpoint: EndpointState,
+    /// Set when a recorded endpoint without its interface was dropped first: its cleanup's
+    /// failure, if any.
+    pub stale: Option<Option<ManagerError>>,
 }
 
 /// What [`Attacher::disconnect`] did.
@@ -205,7 +209,7 @@ impl<'a> Attacher<'a> {
         }
         req.default_route = existing.is_empty();
         let endpoint = self.manager.connect(network, container_id, netns, &req)?;
-        Ok(Connected::New { endpoint, stale })
+        Ok(Connected::New(Box::new(NewEndpoint { endpoint, stale })))
     }
 
     /// `network disconnect` of container `container_id` (sandbox at `netns`, resolv.conf at

@@ -268,9 +268,10 @@ fn connect_refuses_a_second_endpoint_and_replaces_one_without_its_interface() {
         .unwrap();
     assert!(!interface_present(at.manager(), &netns, &old));
     let made = at.connect(CONTAINER, &netns, &a, req).unwrap();
-    let Connected::New { endpoint, stale } = made else {
+    let Connected::New(new) = made else {
         panic!("{made:?}");
     };
+    let NewEndpoint { endpoint, stale } = *new;
     assert!(stale.is_some(), "the stale endpoint was dropped");
     assert_ne!(endpoint.id, old.id);
     assert!(interface_present(at.manager(), &netns, &endpoint));
