@@ -113,6 +113,9 @@ pub enum EngineError {
     /// A network operation failed.
     #[error(transparent)]
     Network(Box<berth_net::manager::ManagerError>),
+    /// Attaching or detaching a sandbox failed (its namespace, a route, resolv.conf).
+    #[error(transparent)]
+    Attach(Box<berth_net::attach::AttachError>),
     /// Bad `--network` value.
     #[error(transparent)]
     Mode(#[from] berth_net::ModeError),
@@ -165,6 +168,22 @@ pub enum EngineError {
     /// message, as the user sees it; the monitor's [`ready::ReadyMessage::Failed`]).
     #[error("{0}")]
     StartFailed(String),
+}
+
+impl From<berth_net::attach::AttachError> for EngineError {
+    fn from(e: berth_net::attach::AttachError) -> Self {
+        use berth_net::attach::AttachError;
+        match e {
+            AttachError::PortConflict(message) => Self::PortConflict(message),
+            AttachError::Manager(e) => e.into(),
+            AttachError::Lock(e) => {
+                let path = e.path().to_path_buf();
+                Self::io(&path, e.into_io())
+            }
+            AttachError::LockDir { path, source } => Self::io(&path, source),
+            e => Self::Attach(Box::new(e)),
+        }
+    }
 }
 
 impl From<berth_net::manager::ManagerError> for EngineError {

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use berth_net::attach;
 use berth_net::manager::{EndpointRequest, Manager, DEFAULT_NETWORK};
-use berth_net::ports::{self, Reservation};
+use berth_net::ports::Reservation;
 use berth_net::{EndpointState, NetworkMode, NetworkState, PortMapping, Proto, PublishRequest};
 
 use crate::state::{Container, Status};
@@ -63,12 +64,6 @@ pub enum NetworkUseError {
         network: String,
         /// The holder's name (or short id).
         holder: String,
-    },
-    /// `-p`/`-P` on an internal network.
-    #[error("network {network} is internal: it has no published ports; drop -p/-P")]
-    InternalNetworkPorts {
-        /// The network's name.
-        network: String,
     },
     /// An IPv6 host address in `-p` on an IPv4-only network.
     #[error("-p {spec}: host address {ip} is IPv6, but network {network} is IPv4-only and berth publishes ports on IPv4 host addresses only for now: use an IPv4 address (or none, for every IPv4 address), e.g. -p 127.0.0.1:PORT:PORT")]
@@ -148,7 +143,7 @@ impl Engine {
     /// against joins, connect against disconnect. Each holder keeps it for milliseconds.
     /// Not re-entrant: take it only at the entry points below, never around recovery.
     fn network_lock(&self) -> Result<std::fs::File, EngineError> {
-        crate::lock::exclusive(&self.paths.runroot.join("locks").join("networks"))
+        Ok(attach::network_lock(&self.paths.runroot)?)
     }
 
     /// Checks in O(1) that berth's firewall tables cover the store's networks and rebuilds
@@ -172,16 +167,18 @@ impl Engine {
         Ok(())
     }
 
-    /// `network create`.
+    /// `network create`: the network, and the warnings for the user (net never prints).
     pub fn network_create(
         &mut self,
         req: NetworkCreateRequest,
-    ) -> Result<NetworkState, EngineError> {
+    ) -> Result<(NetworkState, Vec<berth_net::manager::Warning>), EngineError> {
         let _lock = self.network_lock()?;
         self.ensure_firewall()?;
-        let n = self.manager().create(req)?;
+        let mut manager = self.manager();
+        let n = manager.create(req)?;
+        let warnings = manager.take_warnings();
         crate::dns::reload(&self.paths);
-        Ok(n)
+        Ok((n, warnings))
     }
 
     /// Every network, the default one included once it exists.
@@ -278,37 +275,41 @@ impl Engine {
             }
             .into());
         }
-        let _lock = self.network_lock()?;
-        self.ensure_firewall()?;
-        let n = self.resolve_network(net)?;
-        let mut existing = self.manager().endpoints_of(&c.id)?;
-        if let Some(ep) = existing.iter().find(|e| e.network_id == n.id) {
-            let sandbox = Path::new(&c.state.sandbox_key);
-            if interface_present(sandbox, ep) {
-                return Err(NetworkUseError::AlreadyConnected {
-                    container: c.name.to_string(),
-                    network: n.name.to_string(),
-                }
-                .into());
-            }
-            // A connect killed between recording the endpoint and making its interface: drop
-            // the record (rules, address) and connect afresh.
-            tracing::warn!(container = %c.name, network = %n.name, "endpoint without its interface: dropping it");
-            if let Err(e) = self.manager().disconnect(ep, sandbox) {
-                tracing::info!(error = %e, "stale endpoint removed (its cleanup reported)");
-            }
-            existing = self.manager().endpoints_of(&c.id)?;
+        let manager = Manager::new(&mut self.store, &self.paths.runroot);
+        let mut at = attach::Attacher::begin(manager, &self.paths.runroot)?;
+        if at.ensure_firewall()? {
+            tracing::warn!("berth's firewall rules were missing or stale: rebuilt from the store");
         }
+        let n = resolve_in(at.manager(), net)?;
         let ereq = EndpointRequest {
             ip: req.ip,
             ip6: req.ip6,
             aliases: req.aliases.clone(),
-            default_route: existing.is_empty(),
             ..EndpointRequest::default()
         };
-        let ep = self
-            .manager()
-            .connect(&n, &c.id, Path::new(&c.state.sandbox_key), &ereq)?;
+        let sandbox = Path::new(&c.state.sandbox_key);
+        let ep = match at.connect(&c.id, sandbox, &n, ereq)? {
+            attach::Connected::Already => {
+                return Err(NetworkUseError::AlreadyConnected {
+                    container: c.name.to_string(),
+                    network: n.name.to_string(),
+                }
+                .into())
+            }
+            attach::Connected::New(new) => {
+                let attach::NewEndpoint { endpoint, stale } = *new;
+                // A connect killed between recording the endpoint and making its interface:
+                // its record (rules, address) was dropped and the connect made afresh.
+                if let Some(cleanup) = stale {
+                    tracing::warn!(container = %c.name, network = %n.name, "endpoint without its interface: dropped it");
+                    if let Some(e) = cleanup {
+                        tracing::info!(error = %e, "stale endpoint removed (its cleanup reported)");
+                    }
+                }
+                endpoint
+            }
+        };
+        let _lock = at.into_lock();
         crate::dns::ensure(&self.paths, &n);
         let primary = self.primary_network_id(&c);
         crate::state::update_config(&mut self.store, &c.id, |cfg| {
@@ -334,23 +335,32 @@ impl Engine {
         force: bool,
     ) -> Result<(), EngineError> {
         let c = self.container(key)?;
-        let _lock = self.network_lock()?;
-        self.ensure_firewall()?;
-        let n = self.resolve_network(net)?;
-        let eps = self.manager().endpoints_of(&c.id)?;
-        let Some(ep) = eps.into_iter().find(|e| e.network_id == n.id) else {
-            if force {
-                return Ok(());
-            }
-            return Err(NetworkUseError::NotConnected {
-                container: c.name.to_string(),
-                network: n.name.to_string(),
-            }
-            .into());
-        };
+        let manager = Manager::new(&mut self.store, &self.paths.runroot);
+        let mut at = attach::Attacher::begin(manager, &self.paths.runroot)?;
+        if at.ensure_firewall()? {
+            tracing::warn!("berth's firewall rules were missing or stale: rebuilt from the store");
+        }
+        let n = resolve_in(at.manager(), net)?;
         let key = self.paths.sandbox_key(&c.id);
-        self.manager().disconnect(&ep, &key)?;
-        self.after_disconnect(&c, &n, &key);
+        let resolv =
+            crate::etc_files::EtcPaths::in_dir(&self.paths.container_dir(&c.id)).resolv_conf;
+        match at.disconnect(&c.id, &key, &n, &resolv)? {
+            attach::Disconnected::NotConnected if force => return Ok(()),
+            attach::Disconnected::NotConnected => {
+                return Err(NetworkUseError::NotConnected {
+                    container: c.name.to_string(),
+                    network: n.name.to_string(),
+                }
+                .into())
+            }
+            // Best effort, as Docker: a route or resolver that cannot move is logged.
+            attach::Disconnected::Done { repair } => {
+                if let Err(e) = repair {
+                    tracing::debug!(container = %c.name, error = %e, "repair after disconnect");
+                }
+            }
+        }
+        let _lock = at.into_lock();
         let primary = self.primary_network_id(&c);
         crate::state::update_config(&mut self.store, &c.id, |cfg| {
             cfg.net.connected.retain(|x| x.network_id != n.id);
@@ -373,80 +383,14 @@ impl Engine {
         }
     }
 
-    /// After a network left a running container: if it carried the default route, route via
-    /// a remaining network instead; if resolv.conf pointed at its gateway, point it at a
-    /// remaining network's DNS server (Docker moves both the same way). Best effort.
-    fn after_disconnect(&mut self, c: &Container, gone: &NetworkState, key: &Path) {
-        let remaining = self.container_endpoints(&c.id);
-        let Some((next, _)) = remaining.iter().find(|(n, _)| !n.internal) else {
-            return;
-        };
-        let gateways: Vec<(ipnet::IpNet, IpAddr)> = next
-            .subnets
-            .iter()
-            .map(|s| {
-                let any: ipnet::IpNet = if s.gateway.is_ipv4() {
-                    "0.0.0.0/0".parse().expect("valid")
-                } else {
-                    "::/0".parse().expect("valid")
-                };
-                (any, s.gateway)
-            })
-            .collect();
-        let _ = berth_sys::netns::run_in(key, move || {
-            let routes = berth_sys::route::list_routes().unwrap_or_default();
-            for (dst, gw) in gateways {
-                let has_default = routes.iter().any(|r| {
-                    r.dst.prefix_len() == 0 && r.dst.addr().is_ipv4() == dst.addr().is_ipv4()
-                });
-                if !has_default {
-                    let _ = berth_sys::route::add_route(dst, Some(gw), None);
-                }
-            }
-        });
-        let resolv =
-            crate::etc_files::EtcPaths::in_dir(&self.paths.container_dir(&c.id)).resolv_conf;
-        let Ok(text) = std::fs::read_to_string(&resolv) else {
-            return;
-        };
-        let old: Vec<String> = gone
-            .subnets
-            .iter()
-            .map(|s| format!("nameserver {}", s.gateway))
-            .collect();
-        if !text.lines().any(|l| old.iter().any(|o| l.trim() == o)) {
-            return;
-        }
-        let new: Vec<String> = match remaining.iter().find(|(n, _)| n.dns) {
-            Some((n, _)) => n
-                .subnets
-                .iter()
-                .map(|s| format!("nameserver {}", s.gateway))
-                .collect(),
-            None => Vec::new(),
-        };
-        let mut out: Vec<String> = text
-            .lines()
-            .filter(|l| !old.iter().any(|o| l.trim() == o))
-            .map(str::to_string)
-            .collect();
-        out.splice(0..0, new);
-        // Written in place: the container sees this file through a bind mount of its inode.
-        let _ = std::fs::write(&resolv, out.join("\n") + "\n");
-    }
-
     /// The network a mode names, creating the default one on first use.
     pub fn resolve_network(&mut self, name: &str) -> Result<NetworkState, EngineError> {
-        let key = network_key(name);
-        if key == DEFAULT_NETWORK {
-            return Ok(self.manager().ensure_default()?);
-        }
-        Ok(self.manager().lookup_ready(key)?)
+        resolve_in(&mut self.manager(), name)
     }
 
     /// Checks at create time that a named network exists and the publish options fit it,
     /// then takes and drops the explicit host ports (the same code path as the monitor's
-    /// reservation at start, [`Engine::reserve_host_ports`]), so a conflict is refused before
+    /// reservation at start, [`reserve_host_ports`]), so a conflict is refused before
     /// any record is written.
     pub(crate) fn validate_network(
         &mut self,
@@ -461,7 +405,8 @@ impl Engine {
             self.manager().lookup(key).ok()
         } else {
             let n = self.manager().lookup(key)?;
-            check_ports_allowed(&n, net)?;
+            berth_net::policy::check_publish(&n, net.publishes())
+                .map_err(berth_net::manager::ManagerError::from)?;
             let wanted = [net.ip.map(IpAddr::V4), net.ip6.map(IpAddr::V6)];
             for ip in wanted.into_iter().flatten() {
                 check_requested_ip(&n, ip)?;
@@ -469,7 +414,7 @@ impl Engine {
             Some(n)
         };
         if let Some(n) = &network {
-            self.check_mac_free(n, net.mac_address, None)?;
+            check_mac_free(self.store.conn(), n, net.mac_address, None)?;
         }
         let v6 = network.as_ref().is_some_and(has_ipv6_subnet);
         if !v6 {
@@ -482,26 +427,13 @@ impl Engine {
             .collect();
         // The reservation is dropped at once: the monitor's at start is the real arbiter,
         // this spares a doomed container record.
-        self.reserve_host_ports(&explicit).map(drop)
+        reserve_host_ports(self.store.conn(), &explicit).map(drop)
     }
 
-    /// Checks `requests` for two taking one host port, then binds every host port (choosing
-    /// the ephemeral ones), naming the holder of a port in use. The one code path of host-port
-    /// reservation: create's early check and the monitor's reservation for the container's life.
-    ///
-    /// Errors: [`EngineError::PortConflict`].
-    fn reserve_host_ports(
-        &self,
-        requests: &[PublishRequest],
-    ) -> Result<(Vec<PortMapping>, Reservation), EngineError> {
-        check_duplicate_host_ports(requests)?;
-        ports::reserve(requests, |addr, proto| self.port_owner(addr.port(), proto))
-            .map_err(|e| EngineError::PortConflict(format!("{e}: choose another host port")))
-    }
-
-    /// Attaches the sandbox at `netns` of container `c` to its network (called by the monitor):
-    /// host ports reserved first (a conflict is refused before anything is made), then the
-    /// endpoint.
+    /// Attaches the sandbox at `netns` of container `c` to its networks (called by the
+    /// monitor) through [`attach::Attacher`]: under the network lock, host ports reserved
+    /// first (a conflict is refused before anything is made), then the endpoints; the DNS
+    /// server is started for each network joined.
     pub fn attach_networks(
         &mut self,
         c: &Container,
@@ -513,58 +445,58 @@ impl Engine {
             ));
         };
         let requests = self.publish_requests(c)?;
-        let _lock = self.network_lock()?;
-        self.ensure_firewall()?;
+        let manager = Manager::new(&mut self.store, &self.paths.runroot);
+        let mut at = attach::Attacher::begin(manager, &self.paths.runroot)?;
+        if at.ensure_firewall()? {
+            tracing::warn!("berth's firewall rules were missing or stale: rebuilt from the store");
+        }
         let net = &c.config.net;
         // The `--net` network, unless `network disconnect` took it away and another remains.
-        let extras: Vec<(NetworkState, crate::config::ConnectedNetwork)> = net
+        let extras: Vec<(NetworkState, EndpointRequest)> = net
             .connected
             .iter()
             .filter_map(|x| {
-                let n = self.manager().lookup_ready(&x.network_id).ok()?;
-                Some((n, x.clone()))
+                let n = at.manager().lookup_ready(&x.network_id).ok()?;
+                let req = EndpointRequest {
+                    ip: x.ip,
+                    ip6: x.ip6,
+                    aliases: x.aliases.clone(),
+                    ..EndpointRequest::default()
+                };
+                Some((n, req))
             })
             .collect();
-        let (network, ip, ip6, aliases) = match extras.first() {
-            Some((n, x)) if net.primary_detached => (n.clone(), x.ip, x.ip6, x.aliases.clone()),
-            _ => (
-                self.resolve_network(name)?,
-                net.ip,
-                net.ip6,
-                net.aliases.clone(),
-            ),
-        };
-        let (mappings, reservation) = self.reserve_host_ports(&requests)?;
-        let req = EndpointRequest {
-            ip,
-            ip6,
-            mac: net.mac_address.map(|m| m.to_string()),
-            aliases,
-            ports: mappings,
-            ifname: None,
-            default_route: !network.internal,
-        };
-        // Under the network lock: no other start can take the MAC between check and connect.
-        self.check_mac_free(&network, net.mac_address, Some(&c.id))?;
-        let endpoint = self.manager().connect(&network, &c.id, netns, &req)?;
-        crate::dns::ensure(&self.paths, &network);
-        for (n, x) in extras.iter().filter(|(n, _)| n.id != network.id) {
-            let req = EndpointRequest {
-                ip: x.ip,
-                ip6: x.ip6,
-                aliases: x.aliases.clone(),
-                ..EndpointRequest::default()
-            };
-            // A network that cannot be joined again (its range filled up meanwhile) is
-            // reported and skipped: the container still starts on its others.
-            match self.manager().connect(n, &c.id, netns, &req) {
-                Ok(_) => crate::dns::ensure(&self.paths, n),
-                Err(e) => tracing::warn!(network = %n.name, error = %e, "cannot reconnect"),
+        let (network, mut req) = match extras.first() {
+            Some((n, x)) if net.primary_detached => (n.clone(), x.clone()),
+            _ => {
+                let req = EndpointRequest {
+                    ip: net.ip,
+                    ip6: net.ip6,
+                    aliases: net.aliases.clone(),
+                    ..EndpointRequest::default()
+                };
+                (resolve_in(at.manager(), name)?, req)
             }
+        };
+        let (mappings, reservation) = reserve_host_ports(at.conn(), &requests)?;
+        req.mac = net.mac_address.map(|m| m.to_string());
+        req.ports = mappings;
+        req.default_route = !network.internal;
+        // Under the network lock: no other start can take the MAC between check and connect.
+        check_mac_free(at.conn(), &network, net.mac_address, Some(&c.id))?;
+        let joined = at.join(&c.id, netns, (&network, &req), &extras)?;
+        for n in &joined.networks {
+            crate::dns::ensure(&self.paths, n);
+        }
+        drop(at);
+        // A network that cannot be joined again (its range filled up meanwhile) is reported
+        // and skipped: the container still starts on its others.
+        for (n, e) in &joined.skipped {
+            tracing::warn!(network = %n.name, error = %e, "cannot reconnect");
         }
         Ok(Attached {
             network,
-            endpoint,
+            endpoint: joined.endpoint,
             reservation,
         })
     }
@@ -591,30 +523,6 @@ impl Engine {
         Ok(out)
     }
 
-    /// Who holds host port `port`: a berth container by its endpoint record, else the process
-    /// listening on it, else nobody known.
-    fn port_owner(&self, port: u16, proto: Proto) -> String {
-        let eps = berth_net::records::all_endpoints(self.store.conn()).unwrap_or_default();
-        if let Some(ep) = eps.iter().find(|e| {
-            e.ports
-                .iter()
-                .any(|m| m.host_port == port && m.proto == proto)
-        }) {
-            if let Ok(Some(c)) = crate::state::by_id(self.store.conn(), &ep.container_id) {
-                return format!(" by container {}", c.name);
-            }
-        }
-        let wanted = [berth_net::PortSpec { port, proto }];
-        match berth_net::check_host_ports(&wanted) {
-            Ok(conflicts) => conflicts
-                .iter()
-                .find(|k| !k.owners.is_empty())
-                .map(|k| format!(" by {}", self.describe_owners(&k.owners)))
-                .unwrap_or_default(),
-            Err(_) => String::new(),
-        }
-    }
-
     /// Detaches every endpoint of container `id` (teardown). When running containers joined
     /// its namespace (`--net container:`), its links are deleted explicitly: the namespace
     /// outlives the teardown (see `joined`).
@@ -634,14 +542,23 @@ impl Engine {
                 true
             }
         };
-        let _lock = match self.network_lock() {
-            Ok(l) => l,
-            Err(e) => return vec![e],
+        let manager = Manager::new(&mut self.store, &self.paths.runroot);
+        let mut at = match attach::Attacher::begin(manager, &self.paths.runroot) {
+            Ok(at) => at,
+            Err(e) => return vec![e.into()],
         };
-        let mut errors: Vec<EngineError> = self.ensure_firewall().err().into_iter().collect();
+        let mut errors: Vec<EngineError> = match at.ensure_firewall() {
+            Ok(true) => {
+                tracing::warn!(
+                    "berth's firewall rules were missing or stale: rebuilt from the store"
+                );
+                Vec::new()
+            }
+            Ok(false) => Vec::new(),
+            Err(e) => vec![e.into()],
+        };
         errors.extend(
-            self.manager()
-                .disconnect_all(id, &key, shared)
+            at.detach_all(id, &key, shared)
                 .into_iter()
                 .map(EngineError::from),
         );
@@ -669,56 +586,83 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// Refuses `mac` when an endpoint of network `n` (other than container `except`'s)
-    /// already has it, naming the holder: two interfaces with one MAC on a bridge make its
-    /// forwarding table flap between them.
-    fn check_mac_free(
-        &self,
-        n: &NetworkState,
-        mac: Option<crate::config::EndpointMac>,
-        except: Option<&str>,
-    ) -> Result<(), EngineError> {
-        let Some(mac) = mac.map(|m| m.to_string()) else {
-            return Ok(());
-        };
-        let eps = berth_net::records::endpoints_of_network(self.store.conn(), &n.id)
-            .map_err(berth_net::manager::ManagerError::from)?;
-        let Some(holder) = eps
+/// Checks `requests` for two taking one host port, then binds every host port (choosing the
+/// ephemeral ones), naming the holder of a port in use ([`attach::reserve_host_ports`]).
+///
+/// Errors: [`EngineError::PortConflict`].
+fn reserve_host_ports(
+    conn: &berth_store::rusqlite::Connection,
+    requests: &[PublishRequest],
+) -> Result<(Vec<PortMapping>, Reservation), EngineError> {
+    Ok(attach::reserve_host_ports(requests, |port, proto| {
+        port_owner(conn, port, proto)
+    })?)
+}
+
+/// The network a mode names, through `manager`, creating the default one on first use.
+fn resolve_in(manager: &mut Manager<'_>, name: &str) -> Result<NetworkState, EngineError> {
+    let key = network_key(name);
+    if key == DEFAULT_NETWORK {
+        return Ok(manager.ensure_default()?);
+    }
+    Ok(manager.lookup_ready(key)?)
+}
+
+/// Who holds host port `port`: a berth container by its endpoint record, else the process
+/// listening on it, else nobody known.
+fn port_owner(conn: &berth_store::rusqlite::Connection, port: u16, proto: Proto) -> String {
+    let eps = berth_net::records::all_endpoints(conn).unwrap_or_default();
+    if let Some(ep) = eps.iter().find(|e| {
+        e.ports
             .iter()
-            .find(|e| e.mac.eq_ignore_ascii_case(&mac) && Some(e.container_id.as_str()) != except)
-        else {
-            return Ok(());
-        };
-        let name = crate::state::by_id(self.store.conn(), &holder.container_id)
-            .ok()
-            .flatten()
-            .map(|c| c.name.to_string())
-            .unwrap_or_else(|| holder.container_id.chars().take(12).collect());
-        Err(NetworkUseError::MacInUse {
-            mac,
-            network: n.name.to_string(),
-            holder: name,
+            .any(|m| m.host_port == port && m.proto == proto)
+    }) {
+        if let Ok(Some(c)) = crate::state::by_id(conn, &ep.container_id) {
+            return format!(" by container {}", c.name);
         }
-        .into())
+    }
+    let wanted = [berth_net::PortSpec { port, proto }];
+    match berth_net::check_host_ports(&wanted) {
+        Ok(conflicts) => conflicts
+            .iter()
+            .find(|k| !k.owners.is_empty())
+            .map(|k| format!(" by {}", crate::ports::describe_owners(conn, &k.owners)))
+            .unwrap_or_default(),
+        Err(_) => String::new(),
     }
 }
 
-/// Refuses `-p`/`-P` on a network that cannot publish: a macvlan/ipvlan one (no NAT, the
-/// container is reachable at its own address) or an internal one. The one place these rules
-/// are checked, at create.
-fn check_ports_allowed(
+/// Refuses `mac` when an endpoint of network `n` (other than container `except`'s)
+/// already has it, naming the holder: two interfaces with one MAC on a bridge make its
+/// forwarding table flap between them.
+fn check_mac_free(
+    conn: &berth_store::rusqlite::Connection,
     n: &NetworkState,
-    net: &crate::config::NetOptions,
+    mac: Option<crate::config::EndpointMac>,
+    except: Option<&str>,
 ) -> Result<(), EngineError> {
-    berth_net::manager::check_no_ports(n, net.publishes())?;
-    if n.internal && net.publishes() {
-        return Err(NetworkUseError::InternalNetworkPorts {
-            network: n.name.to_string(),
-        }
-        .into());
+    let Some(mac) = mac.map(|m| m.to_string()) else {
+        return Ok(());
+    };
+    let eps = berth_net::records::endpoints_of_network(conn, &n.id)
+        .map_err(berth_net::manager::ManagerError::from)?;
+    let Some(holder) = eps
+        .iter()
+        .find(|e| e.mac.eq_ignore_ascii_case(&mac) && Some(e.container_id.as_str()) != except)
+    else {
+        return Ok(());
+    };
+    let name = crate::state::by_id(conn, &holder.container_id)
+        .ok()
+        .flatten()
+        .map(|c| c.name.to_string())
+        .unwrap_or_else(|| holder.container_id.chars().take(12).collect());
+    Err(NetworkUseError::MacInUse {
+        mac,
+        network: n.name.to_string(),
+        holder: name,
     }
-    Ok(())
+    .into())
 }
 
 /// Whether network `n` has an IPv6 subnet (IPv6 host addresses in `-p` can answer there).
@@ -747,40 +691,6 @@ fn check_publish_families_v4(
         }
     }
     Ok(())
-}
-
-/// Refuses two `-p` of one command that take the same host port (same protocol, same
-/// address or one of them on every address of the family), before any socket is tried.
-fn check_duplicate_host_ports(reqs: &[PublishRequest]) -> Result<(), EngineError> {
-    let overlaps = |a: Option<IpAddr>, b: Option<IpAddr>| {
-        let a = a.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        let b = b.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        a.is_ipv4() == b.is_ipv4() && (a == b || a.is_unspecified() || b.is_unspecified())
-    };
-    for (i, a) in reqs.iter().enumerate().filter(|(_, r)| r.host_port != 0) {
-        if let Some(b) = reqs[..i].iter().find(|b| {
-            b.proto == a.proto && b.host_port == a.host_port && overlaps(a.host_ip, b.host_ip)
-        }) {
-            let _ = b; // the earlier of the two; the message names the port they share
-            return Err(EngineError::PortConflict(format!(
-                "host port {}/{} is published twice in this command: each -p needs its own host \
-                 port (or a different host address); remove the duplicate",
-                a.host_port, a.proto
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Whether endpoint `ep`'s interface exists inside the sandbox at `netns` (`ENODEV` from the
-/// lookup means it does not; any other failure counts as present, so nothing is dropped on
-/// doubt).
-fn interface_present(netns: &Path, ep: &EndpointState) -> bool {
-    let name = ep.ifname.to_string();
-    !matches!(
-        berth_sys::netns::run_in(netns, move || berth_sys::link::link_index(&name)),
-        Ok(Err(berth_sys::link::LinkError::NotFound { .. }))
-    )
 }
 
 /// Checks `--ip`/`--ip6` against a network's subnets, ranges and reserved addresses before

@@ -160,22 +160,7 @@ impl Engine {
     }
 
     pub(crate) fn describe_owners(&self, owners: &[berth_net::ProcessInfo]) -> String {
-        if owners.is_empty() {
-            return "a socket whose owner could not be found (another namespace or user)".into();
-        }
-        let mut seen = Vec::new();
-        for o in owners {
-            let who = match hostport::berth_container_id(o)
-                .and_then(|id| crate::state::by_id(self.store.conn(), &id).ok().flatten())
-            {
-                Some(other) => format!("container {} (pid {}, {})", other.name, o.pid, o.comm),
-                None => format!("process {} (pid {})", o.comm, o.pid),
-            };
-            if !seen.contains(&who) {
-                seen.push(who);
-            }
-        }
-        seen.join(", ")
+        describe_owners(self.store.conn(), owners)
     }
 
     /// Sockets a running host-mode container holds (empty for other modes or when stopped).
@@ -208,6 +193,30 @@ fn expand_dual_stack(listeners: Vec<Listener>) -> Vec<Listener> {
         out.push(l);
     }
     out
+}
+
+/// The holders of a socket as `ps` users know them: berth containers by name (read from
+/// `conn`), other processes by name and pid.
+pub(crate) fn describe_owners(
+    conn: &berth_store::rusqlite::Connection,
+    owners: &[berth_net::ProcessInfo],
+) -> String {
+    if owners.is_empty() {
+        return "a socket whose owner could not be found (another namespace or user)".into();
+    }
+    let mut seen = Vec::new();
+    for o in owners {
+        let who = match hostport::berth_container_id(o)
+            .and_then(|id| crate::state::by_id(conn, &id).ok().flatten())
+        {
+            Some(other) => format!("container {} (pid {}, {})", other.name, o.pid, o.comm),
+            None => format!("process {} (pid {})", o.comm, o.pid),
+        };
+        if !seen.contains(&who) {
+            seen.push(who);
+        }
+    }
+    seen.join(", ")
 }
 
 #[cfg(test)]

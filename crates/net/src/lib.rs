@@ -6,12 +6,16 @@
 //! - [`port`]: `80/tcp`-style ports and `--expose` ranges ([`PortSpec`]).
 //! - [`hostport`]: conflicts of declared ports with listening sockets.
 //! - [`sandbox`]: per-container network namespaces ([`Sandbox`]).
+//! - [`attach`]: attaching a sandbox to its networks and detaching it (lock, host ports,
+//!   route and resolv.conf repair).
 //! - [`driver`]: the driver trait and [`driver::AnyDriver`], the one dispatch over drivers.
 //! - [`drivers`]: bridge and macvlan/ipvlan.
 //! - [`netstate`]: per-driver network state and its stored shape.
 //! - [`kernel`]: the [`kernel::Netlink`] seam (and its recording fake, feature `test-support`).
 //! - [`manager`]: the network manager (validate → IPAM → driver → firewall → record).
+//! - [`policy`]: which networks may publish ports ([`policy::PublishRefused`]).
 
+pub mod attach;
 pub mod driver;
 pub mod drivers;
 pub mod firewall;
@@ -22,6 +26,7 @@ pub mod manager;
 pub mod mode;
 pub mod model;
 pub mod netstate;
+pub mod policy;
 pub mod port;
 pub mod ports;
 pub mod records;

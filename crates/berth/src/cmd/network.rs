@@ -205,7 +205,10 @@ pub fn network(mut engine: Engine, c: NetworkCommand) -> CmdResult {
                 labels: key_values(&a.label, "--label")?,
                 options: key_values(&a.opt, "-o")?,
             };
-            let n = engine.network_create(req)?;
+            let (n, warnings) = engine.network_create(req)?;
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
             println!("{}", n.id);
             Ok(0)
         }

@@ -14,14 +14,9 @@ use crate::port::Proto;
 /// Errors of planning: inputs that cannot be expressed as policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    /// `--internal` networks have no published ports (issue 3 "Policy").
-    #[error("network {network} is internal and cannot publish ports ({port}); drop -p or use a network that is not internal")]
-    InternalPorts {
-        /// The network.
-        network: NetworkName,
-        /// The first offending mapping, `host_port/proto`.
-        port: String,
-    },
+    /// Published ports on a network that has none ([`crate::policy::check_publish`]).
+    #[error(transparent)]
+    Publish(#[from] crate::policy::PublishRefused),
     /// A port published on an address of a family the endpoint has no address of.
     #[error("container {container} has no {family} address on network {network} to publish {host}:{port} to; publish on an address of the other family or enable it on the network")]
     NoAddress {
@@ -334,14 +329,11 @@ pub fn endpoint_elements(
             port: ep.host_ifname.clone(),
         }));
     }
+    if let Err(e) = crate::policy::check_publish(net, !ep.ports.is_empty()) {
+        out.push(Err(e.into()));
+        return out;
+    }
     for pm in &ep.ports {
-        if net.internal {
-            out.push(Err(PlanError::InternalPorts {
-                network: net.name.clone(),
-                port: format!("{}/{}", pm.host_port, pm.proto.as_str()),
-            }));
-            continue;
-        }
         out.extend(publishes(net, ep, pm));
     }
     out

@@ -106,7 +106,13 @@ fn plan_of_an_internal_network_has_no_egress_and_refuses_ports() {
         vec![port(None, 8080, 80, Proto::Tcp)],
     );
     let err = plan::add_endpoint(&net, &ep).unwrap_err();
-    assert!(matches!(err, PlanError::InternalPorts { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PlanError::Publish(crate::policy::PublishRefused::Internal { .. })
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("internal"), "{err}");
     // Removal of what could never be added is a no-op, not an error.
     assert_eq!(plan::remove_endpoint(&net, &ep).remove, Vec::new());

@@ -23,13 +23,7 @@ impl Manager<'_> {
         netns: &Path,
         req: &EndpointRequest,
     ) -> Result<EndpointState, ManagerError> {
-        if network.internal && !req.ports.is_empty() {
-            return Err(ManagerError::Invalid(format!(
-                "network {} is internal: it has no published ports; drop -p/-P or use another \
-                 network",
-                network.name
-            )));
-        }
+        crate::policy::check_publish(network, !req.ports.is_empty())?;
         if network.kind.parent_link().is_some() {
             self.check_parent_endpoint(network, req)?;
         }

@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use berth_sys::link::Addr;
 use ipnet::IpNet;
 
-use super::{new_id, rolled_back, EndpointRequest, Manager, ManagerError, NetworkCreateRequest};
+use super::{
+    new_id, rolled_back, EndpointRequest, Manager, ManagerError, NetworkCreateRequest, Warning,
+};
 use crate::drivers::macvlan::{self, MacvlanDriver, MacvlanOptions, SHIM_AUX};
 use crate::ipam::Taken;
 use crate::model::{IfName, MacvlanMode, NetworkState, SubnetState};
@@ -71,7 +73,6 @@ impl Manager<'_> {
         network: &NetworkState,
         req: &EndpointRequest,
     ) -> Result<(), ManagerError> {
-        check_no_ports(network, !req.ports.is_empty())?;
         let Some((u, mode)) = network.kind.parent_link() else {
             return Ok(());
         };
@@ -96,28 +97,12 @@ impl Manager<'_> {
     }
 }
 
-/// Refuses published ports (`-p`/`-P`) on a macvlan or ipvlan network. Callers may check at
-/// `create` time; [`Manager::connect`] checks again.
-///
-/// Errors: [`ManagerError::Invalid`] explaining that the container's address is reachable.
-pub fn check_no_ports(network: &NetworkState, has_ports: bool) -> Result<(), ManagerError> {
-    if network.kind.parent_link().is_some() && has_ports {
-        return Err(ManagerError::Invalid(format!(
-            "network {} is a {} network: there is no NAT and no published port, the container \
-             is reachable directly at its own address on the parent's segment; drop -p/-P",
-            network.name,
-            network.driver()
-        )));
-    }
-    Ok(())
-}
-
 impl Manager<'_> {
     /// The record of a new macvlan/ipvlan network on `link`: subnets chosen away from other
     /// networks only, the parent's own addresses reserved, the shim's address chosen and
     /// reserved.
     fn parent_state(
-        &self,
+        &mut self,
         req: &NetworkCreateRequest,
         opts: &MacvlanOptions,
         id: String,
@@ -143,7 +128,8 @@ impl Manager<'_> {
             .into_iter()
             .filter(|a| a.ifname == parent)
             .collect();
-        warn_off_segment(&link.parent, &subnets, &parent_addrs);
+        let warnings = off_segment(&link.parent, &subnets, &parent_addrs);
+        self.warnings.extend(warnings);
         reserve_parent_addresses(&link.parent, &mut subnets, &parent_addrs);
         link.shim = opts.host_access.then(|| HostShim {
             ifname: macvlan::shim_ifname_for(&id),
@@ -177,9 +163,11 @@ fn macvlan_host(req: &NetworkCreateRequest, error: berth_sys::link::LinkError) -
     .into()
 }
 
-/// Warns (stderr) when a subnet is not the segment of the parent's addresses of its family:
-/// containers would then reach their gateway only if that segment carries the subnet anyway.
-fn warn_off_segment(parent: &IfName, subnets: &[SubnetState], addrs: &[Addr]) {
+/// A [`Warning::OffSegment`] for each subnet that is not the segment of the parent's
+/// addresses of its family: containers would then reach their gateway only if that segment
+/// carries the subnet anyway.
+fn off_segment(parent: &IfName, subnets: &[SubnetState], addrs: &[Addr]) -> Vec<Warning> {
+    let mut out = Vec::new();
     for s in subnets {
         let same: Vec<&Addr> = addrs
             .iter()
@@ -187,19 +175,18 @@ fn warn_off_segment(parent: &IfName, subnets: &[SubnetState], addrs: &[Addr]) {
             .filter(|a| !matches!(a.addr, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
             .collect();
         if !same.is_empty() && !same.iter().any(|a| s.subnet.contains(&a.addr)) {
-            let have: Vec<String> = same
-                .iter()
-                .map(|a| format!("{}/{}", a.addr, a.prefix_len))
-                .collect();
-            eprintln!(
-                "warning: subnet {} is not on the segment of parent {parent} (it has {}): \
-                 containers reach gateway {} only if that segment carries the subnet",
-                s.subnet,
-                have.join(", "),
-                s.gateway
-            );
+            out.push(Warning::OffSegment {
+                subnet: s.subnet,
+                parent: parent.clone(),
+                have: same
+                    .iter()
+                    .map(|a| format!("{}/{}", a.addr, a.prefix_len))
+                    .collect(),
+                gateway: s.gateway,
+            });
         }
     }
+    out
 }
 
 /// The parent's own addresses inside a subnet become aux addresses (`parent`, `parent2`...),
@@ -312,6 +299,32 @@ mod tests {
         assert_eq!(
             aux["parent-nicA"],
             "192.168.50.10".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_subnet_off_the_parents_segment_is_a_warning_returned_not_printed() {
+        let addr = |a: &str, len| Addr {
+            index: 2,
+            ifname: "nicA".into(),
+            addr: a.parse().unwrap(),
+            prefix_len: len,
+        };
+        let parent: IfName = "nicA".parse().unwrap();
+        let addrs = [addr("192.168.50.10", 24), addr("fe80::1", 64)];
+        let on = [subnet("192.168.50.0/24", "192.168.50.1")];
+        assert_eq!(off_segment(&parent, &on, &addrs), Vec::new());
+        let off = [
+            subnet("10.38.0.0/24", "10.38.0.1"),
+            subnet("fd00:9::/64", "fd00:9::1"),
+        ];
+        let warnings = off_segment(&parent, &off, &addrs);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(
+            warnings[0].to_string(),
+            "subnet 10.38.0.0/24 is not on the segment of parent nicA (it has \
+             192.168.50.10/24): containers reach gateway 10.38.0.1 only if that segment carries \
+             the subnet"
         );
     }
 }

@@ -32,8 +32,6 @@ use crate::kernel::{Netlink, SysNetlink};
 use crate::model::{DriverName, IfName, NetworkName, NetworkState, PortMapping, SubnetConfig};
 use crate::records::{self, RecordError};
 
-pub use macvlan::check_no_ports;
-
 /// Name and device of Docker's default network (berth's device name: `berth0`).
 pub const DEFAULT_NETWORK: &str = "bridge";
 /// The default network's bridge device.
@@ -60,6 +58,9 @@ pub enum ManagerError {
     /// Bad input.
     #[error("{0}")]
     Invalid(String),
+    /// Published ports on a network that has none.
+    #[error(transparent)]
+    Publish(#[from] crate::policy::PublishRefused),
     /// The network still has containers.
     #[error(
         "network {network} has active endpoints ({containers}): disconnect or remove them first"
@@ -170,9 +171,28 @@ pub struct Seams {
     pub ipam: Box<dyn Ipam>,
 }
 
+/// What a successful operation wants the user told (the CLI prints each as `warning: TEXT`
+/// on stderr; net itself never prints).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Warning {
+    /// A macvlan/ipvlan subnet that is not the segment of its parent's addresses.
+    #[error("subnet {subnet} is not on the segment of parent {parent} (it has {}): containers reach gateway {gateway} only if that segment carries the subnet", have.join(", "))]
+    OffSegment {
+        /// The subnet.
+        subnet: ipnet::IpNet,
+        /// The parent link.
+        parent: IfName,
+        /// The parent's addresses of the subnet's family, `ADDR/LEN`.
+        have: Vec<String>,
+        /// The subnet's gateway.
+        gateway: std::net::IpAddr,
+    },
+}
+
 /// The network manager over one store.
 pub struct Manager<'a> {
     store: &'a mut Store,
+    warnings: Vec<Warning>,
     nl: Box<dyn Netlink>,
     firewall: Box<dyn Firewall>,
     ipam: Box<dyn Ipam>,
@@ -197,6 +217,7 @@ impl<'a> Manager<'a> {
     pub fn with_seams(store: &'a mut Store, seams: Seams) -> Self {
         Self {
             store,
+            warnings: Vec::new(),
             nl: seams.netlink,
             firewall: seams.firewall,
             ipam: seams.ipam,
@@ -291,6 +312,22 @@ impl<'a> Manager<'a> {
             )));
         }
         self.create_with_dns(req, true)
+    }
+
+    /// The kernel seam the manager acts through (for [`crate::attach`]).
+    pub(crate) fn netlink(&self) -> &dyn Netlink {
+        &*self.nl
+    }
+
+    /// The store's connection, for reads.
+    pub(crate) fn conn(&self) -> &berth_store::rusqlite::Connection {
+        self.store.conn()
+    }
+
+    /// The warnings of the operations so far (`network create` of a macvlan/ipvlan network
+    /// whose subnet is off its parent's segment), for the caller to show; drained.
+    pub fn take_warnings(&mut self) -> Vec<Warning> {
+        std::mem::take(&mut self.warnings)
     }
 
     fn create_with_dns(

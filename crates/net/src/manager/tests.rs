@@ -277,3 +277,43 @@ fn the_manager_dispatches_each_driver_through_the_seams() {
         "{calls:?}"
     );
 }
+
+#[test]
+fn published_ports_are_refused_on_internal_and_direct_networks_before_any_change() {
+    for (driver, options, internal) in [
+        (DriverName::Bridge, &[][..], true),
+        (DriverName::Macvlan, &[("parent", "nic0")][..], false),
+    ] {
+        let mut rig = Rig::new();
+        let mut req = request(driver, options);
+        req.internal = internal;
+        let n = rig.manager().create(req).unwrap();
+        let (calls, objects) = (rig.journal.changes(), rig.journal.objects());
+        let netns = rig.netns.clone();
+        let ereq = EndpointRequest {
+            ports: vec![crate::model::PortMapping {
+                host_ip: None,
+                host_port: 8080,
+                container_port: 80,
+                proto: crate::port::Proto::Tcp,
+            }],
+            ..EndpointRequest::default()
+        };
+        let err = rig
+            .manager()
+            .connect(&n, CONTAINER, &netns, &ereq)
+            .unwrap_err();
+        let ManagerError::Publish(refused) = &err else {
+            panic!("{driver}: {err}");
+        };
+        // The same refusal, word for word, as create-time validation and the firewall plan.
+        assert_eq!(
+            Err(refused.clone()),
+            crate::policy::check_publish(&n, true),
+            "{driver}"
+        );
+        assert_eq!(rig.journal.changes(), calls, "{driver}");
+        assert_eq!(rig.journal.objects(), objects, "{driver}");
+        assert_eq!(rig.count("endpoints"), 0, "{driver}");
+    }
+}
